@@ -1,0 +1,24 @@
+//! Edge job scheduler: the scheduler endpoints of an AI-video API gateway, as a
+//! Cloudflare Worker.
+//!
+//! The crate is split in two:
+//! - plain modules with no `worker` types (shapes, parsing, time, admission, alarm
+//!   planning, webhook signing), tested natively with `cargo test`;
+//! - [`runtime`], compiled only for wasm32, the thin glue that reads requests, talks to
+//!   Workers KV and the Durable Objects, and turns results into responses.
+
+pub mod admission;
+pub mod alarm;
+pub mod config;
+pub mod domain;
+pub mod errors;
+pub mod jobs;
+pub mod protocol;
+pub mod routes;
+pub mod shapes;
+pub mod time;
+pub mod tokens;
+pub mod webhook;
+
+#[cfg(target_arch = "wasm32")]
+mod runtime;
