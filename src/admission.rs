@@ -29,7 +29,11 @@ pub fn decide(max_jobs: u32, executing: u32, already_executing: bool) -> Decisio
 /// an account that fills up in the meantime refuses and the next is tried.
 pub fn candidates(accounts: &[AccountSnapshot]) -> Vec<&AccountSnapshot> {
     let mut open: Vec<&AccountSnapshot> = accounts.iter().filter(|a| a.free_slots() > 0).collect();
-    open.sort_by(|a, b| b.free_slots().cmp(&a.free_slots()).then_with(|| a.account.cmp(&b.account)));
+    open.sort_by(|a, b| {
+        b.free_slots()
+            .cmp(&a.free_slots())
+            .then_with(|| a.account.cmp(&b.account))
+    });
     open
 }
 
@@ -48,7 +52,11 @@ mod tests {
             reply_url: None,
             reply_ref: None,
         };
-        AccountSnapshot { account: account.to_owned(), max_jobs, jobs: (0..executing).map(job).collect() }
+        AccountSnapshot {
+            account: account.to_owned(),
+            max_jobs,
+            jobs: (0..executing).map(job).collect(),
+        }
     }
 
     #[test]
@@ -70,9 +78,16 @@ mod tests {
 
     #[test]
     fn candidates_put_the_most_free_slots_first_and_skip_full_accounts() {
-        let accounts =
-            [snapshot("c@x.com", 5, 4), snapshot("a@x.com", 3, 3), snapshot("b@x.com", 4, 1), snapshot("d@x.com", 3, 0)];
-        let order: Vec<&str> = candidates(&accounts).iter().map(|a| a.account.as_str()).collect();
+        let accounts = [
+            snapshot("c@x.com", 5, 4),
+            snapshot("a@x.com", 3, 3),
+            snapshot("b@x.com", 4, 1),
+            snapshot("d@x.com", 3, 0),
+        ];
+        let order: Vec<&str> = candidates(&accounts)
+            .iter()
+            .map(|a| a.account.as_str())
+            .collect();
         assert_eq!(order, ["b@x.com", "d@x.com", "c@x.com"]);
     }
 }

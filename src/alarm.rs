@@ -26,7 +26,11 @@ pub fn wake_for(due_ms: i64, now_ms: i64) -> i64 {
 
 /// The next alarm time given the earliest job expiry and the earliest pending
 /// delivery; `None` when there is nothing to wait for (the alarm is deleted).
-pub fn plan_wake(earliest_expiry_ms: Option<i64>, earliest_delivery_ms: Option<i64>, now_ms: i64) -> Option<i64> {
+pub fn plan_wake(
+    earliest_expiry_ms: Option<i64>,
+    earliest_delivery_ms: Option<i64>,
+    now_ms: i64,
+) -> Option<i64> {
     let due = match (earliest_expiry_ms, earliest_delivery_ms) {
         (Some(a), Some(b)) => a.min(b),
         (Some(a), None) | (None, Some(a)) => a,
@@ -38,7 +42,10 @@ pub fn plan_wake(earliest_expiry_ms: Option<i64>, earliest_delivery_ms: Option<i
 /// How many times an object wakes for a set of due times, when each wake handles
 /// everything due by then (what the alarm handler does). Used to size the schedule.
 pub fn count_wakes(due_times_ms: &[i64]) -> usize {
-    let mut wakes: Vec<i64> = due_times_ms.iter().map(|&d| wake_for(d, i64::MIN)).collect();
+    let mut wakes: Vec<i64> = due_times_ms
+        .iter()
+        .map(|&d| wake_for(d, i64::MIN))
+        .collect();
     wakes.sort_unstable();
     wakes.dedup();
     wakes.len()
@@ -69,7 +76,9 @@ mod tests {
     #[test]
     fn an_object_with_100_jobs_and_100_deliveries_wakes_once_per_distinct_quantum() {
         let expiries: Vec<i64> = (0..100).map(|i| i * 36_000 + 250).collect();
-        let retries: Vec<i64> = (0..100).map(|i| (i / 10) * 360_000 + 100 + (i % 10) * 100).collect();
+        let retries: Vec<i64> = (0..100)
+            .map(|i| (i / 10) * 360_000 + 100 + (i % 10) * 100)
+            .collect();
         let all: Vec<i64> = expiries.iter().chain(retries.iter()).copied().collect();
         // 100 spread-out expiries need 100 wakes; 100 retries due in 10 bursts need
         // 10; a burst that falls in the same quantum as an expiry shares its wake.

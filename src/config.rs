@@ -29,7 +29,9 @@ impl Settings {
             Some(text) => match text.parse::<u64>() {
                 Ok(n) if (1..=30 * 86_400).contains(&n) => n,
                 _ => {
-                    warnings.push(format!("JOB_TIMEOUT_SECONDS {text:?} is not 1..2592000; using the default"));
+                    warnings.push(format!(
+                        "JOB_TIMEOUT_SECONDS {text:?} is not 1..2592000; using the default"
+                    ));
                     DEFAULT_JOB_TIMEOUT_SECONDS
                 }
             },
@@ -68,7 +70,10 @@ mod tests {
     fn unset_vars_give_the_contract_defaults() {
         let (s, warnings) = Settings::from_vars(None, None, None);
         assert_eq!(s.job_timeout_ms, 7_200_000);
-        assert_eq!(s.retry_schedule.delays_s(), [5, 30, 120, 600, 1800, 3600, 7200, 14400]);
+        assert_eq!(
+            s.retry_schedule.delays_s(),
+            [5, 30, 120, 600, 1800, 3600, 7200, 14400]
+        );
         assert!(s.webhook_secret.is_none());
         assert!(warnings.is_empty());
     }
@@ -84,7 +89,11 @@ mod tests {
 
     #[test]
     fn short_test_settings_are_taken() {
-        let (s, _) = Settings::from_vars(Some("3"), Some("1, 2"), Some("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"));
+        let (s, _) = Settings::from_vars(
+            Some("3"),
+            Some("1, 2"),
+            Some("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"),
+        );
         assert_eq!(s.job_timeout_ms, 3000);
         assert_eq!(s.retry_schedule.delays_s(), [1, 2]);
         assert!(s.webhook_secret.is_some());

@@ -266,7 +266,16 @@ mod tests {
     #[test]
     fn malformed_authorization_headers_have_no_token() {
         let long = format!("Bearer {}", "a".repeat(MAX_TOKEN_LEN + 1));
-        for bad in ["", "Bearer", "Bearer   ", "Basic abc", "abc", "Bearer a b", "Bearer é", &long] {
+        for bad in [
+            "",
+            "Bearer",
+            "Bearer   ",
+            "Basic abc",
+            "abc",
+            "Bearer a b",
+            "Bearer é",
+            &long,
+        ] {
             assert_eq!(bearer_token(Some(bad)), None, "{bad:?}");
         }
         assert_eq!(bearer_token(None), None);
@@ -285,7 +294,17 @@ mod tests {
     #[test]
     fn kling_accounts_are_emails() {
         assert!(AccountName::parse(Provider::Kling, "a@x.com").is_ok());
-        for bad in ["", "a", "a@x", "@x.com", "a@.com", "a@x.com.", "a b@x.com", "a@b@x.com", "a/b@x.com"] {
+        for bad in [
+            "",
+            "a",
+            "a@x",
+            "@x.com",
+            "a@.com",
+            "a@x.com.",
+            "a b@x.com",
+            "a@b@x.com",
+            "a/b@x.com",
+        ] {
             assert!(AccountName::parse(Provider::Kling, bad).is_err(), "{bad:?}");
         }
     }
@@ -293,15 +312,38 @@ mod tests {
     #[test]
     fn dreamina_accounts_carry_a_two_letter_region() {
         assert!(AccountName::parse(Provider::Dreamina, "US:someone@example.com").is_ok());
-        for bad in ["someone@example.com", "us:a@x.com", "USA:a@x.com", "U:a@x.com", "US:", "US:a"] {
-            assert!(AccountName::parse(Provider::Dreamina, bad).is_err(), "{bad:?}");
+        for bad in [
+            "someone@example.com",
+            "us:a@x.com",
+            "USA:a@x.com",
+            "U:a@x.com",
+            "US:",
+            "US:a",
+        ] {
+            assert!(
+                AccountName::parse(Provider::Dreamina, bad).is_err(),
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn kling_task_ids_are_canonical_positive_integers() {
-        assert_eq!(JobId::parse_kling_text("123456789").unwrap().as_str(), "123456789");
-        for bad in ["", "0", "-1", "1.5", "abc", "007", "+5", "99999999999999999999", "9007199254740992"] {
+        assert_eq!(
+            JobId::parse_kling_text("123456789").unwrap().as_str(),
+            "123456789"
+        );
+        for bad in [
+            "",
+            "0",
+            "-1",
+            "1.5",
+            "abc",
+            "007",
+            "+5",
+            "99999999999999999999",
+            "9007199254740992",
+        ] {
             assert!(JobId::parse_kling_text(bad).is_err(), "{bad:?}");
         }
         assert!(JobId::kling(MAX_SAFE_INTEGER).is_ok());

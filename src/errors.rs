@@ -113,7 +113,10 @@ mod tests {
 
     #[test]
     fn dreamina_unauthorized_is_exactly_the_seed_body() {
-        assert_eq!(ApiError::Unauthorized.body(ErrorStyle::Plain), r#"{"error":"Unauthorized"}"#);
+        assert_eq!(
+            ApiError::Unauthorized.body(ErrorStyle::Plain),
+            r#"{"error":"Unauthorized"}"#
+        );
     }
 
     #[test]

@@ -106,14 +106,35 @@ pub fn parse_registration(
         Provider::Kling => {
             let b: KlingBody = serde_json::from_slice(body).map_err(|e| json_error(&e))?;
             let id = JobId::kling(b.id).map_err(bad)?;
-            (Some(id), b.email, b.started, None, None, b.reply_url, b.reply_ref)
+            (
+                Some(id),
+                b.email,
+                b.started,
+                None,
+                None,
+                b.reply_url,
+                b.reply_ref,
+            )
         }
         Provider::Dreamina => {
             let b: DreaminaBody = serde_json::from_slice(body).map_err(|e| json_error(&e))?;
-            let id = b.jobid.as_deref().map(JobId::parse_dreamina).transpose().map_err(bad)?;
+            let id = b
+                .jobid
+                .as_deref()
+                .map(JobId::parse_dreamina)
+                .transpose()
+                .map_err(bad)?;
             let submit_id = bounded("submitId", b.submit_id, MAX_NAME_LEN)?;
             let model = bounded("model", b.model, MAX_NAME_LEN)?;
-            (id, b.account, b.started, Some(submit_id), Some(model), b.reply_url, b.reply_ref)
+            (
+                id,
+                b.account,
+                b.started,
+                Some(submit_id),
+                Some(model),
+                b.reply_url,
+                b.reply_ref,
+            )
         }
     };
     let account = account
@@ -123,18 +144,28 @@ pub fn parse_registration(
     if let Some(url) = &reply_url {
         validate_reply_url(url).map_err(bad)?;
     }
-    let reply_ref = reply_ref.map(|r| bounded_ref(r)).transpose()?;
+    let reply_ref = reply_ref.map(bounded_ref).transpose()?;
     let started_ms = match started {
         None => now_ms,
         Some(text) => {
             let ms = parse_iso8601(&text).map_err(|m| bad(m.to_owned()))?;
             if ms > now_ms + MAX_FUTURE_START_MS {
-                return Err(bad("started must not be more than 5 minutes in the future".to_owned()));
+                return Err(bad(
+                    "started must not be more than 5 minutes in the future".to_owned()
+                ));
             }
             ms
         }
     };
-    Ok(Registration { id, account, started_ms, submit_id, model, reply_url, reply_ref })
+    Ok(Registration {
+        id,
+        account,
+        started_ms,
+        submit_id,
+        model,
+        reply_url,
+        reply_ref,
+    })
 }
 
 fn bounded(field: &str, value: String, max: usize) -> Result<String, ApiError> {
@@ -233,7 +264,10 @@ mod tests {
         assert_eq!(r.account.unwrap().as_str(), "US:a@x.com");
         assert_eq!(r.submit_id.as_deref(), Some("s-1"));
         assert_eq!(r.reply_ref.as_deref(), Some("r"));
-        assert_eq!(r.started_ms, parse_iso8601("2025-04-18T12:34:56.789Z").unwrap());
+        assert_eq!(
+            r.started_ms,
+            parse_iso8601("2025-04-18T12:34:56.789Z").unwrap()
+        );
     }
 
     #[test]
@@ -251,7 +285,10 @@ mod tests {
             (Provider::Kling, br#"{"id":1,"replyRef":5}"#),
             (Provider::Dreamina, br#"{"model":"m"}"#),
             (Provider::Dreamina, br#"{"submitId":"","model":"m"}"#),
-            (Provider::Dreamina, br#"{"submitId":"s","model":"m","account":"a@x.com"}"#),
+            (
+                Provider::Dreamina,
+                br#"{"submitId":"s","model":"m","account":"a@x.com"}"#,
+            ),
         ] {
             let err = parse_registration(provider, body, NOW).unwrap_err();
             assert_eq!(err.status(), 400, "{}", String::from_utf8_lossy(body));
@@ -262,7 +299,12 @@ mod tests {
     fn a_start_more_than_five_minutes_ahead_is_refused() {
         let ahead = crate::time::format_iso_millis(NOW + MAX_FUTURE_START_MS + 1000);
         let body = format!(r#"{{"id":1,"started":"{ahead}"}}"#);
-        assert_eq!(parse_registration(Provider::Kling, body.as_bytes(), NOW).unwrap_err().status(), 400);
+        assert_eq!(
+            parse_registration(Provider::Kling, body.as_bytes(), NOW)
+                .unwrap_err()
+                .status(),
+            400
+        );
         let near = crate::time::format_iso_millis(NOW + 60_000);
         let body = format!(r#"{{"id":1,"started":"{near}"}}"#);
         assert!(parse_registration(Provider::Kling, body.as_bytes(), NOW).is_ok());
@@ -281,11 +323,20 @@ mod tests {
 
     #[test]
     fn completion_results_are_kept_raw_and_bounded() {
-        let c = parse_completion(br#"{"status":"completed","result":{"url":"https://v/1.mp4"}}"#).unwrap();
+        let c = parse_completion(br#"{"status":"completed","result":{"url":"https://v/1.mp4"}}"#)
+            .unwrap();
         assert_eq!(c.status, FinalStatus::Completed);
         assert_eq!(c.result.unwrap().get(), r#"{"url":"https://v/1.mp4"}"#);
-        let big = format!(r#"{{"status":"failed","result":"{}"}}"#, "x".repeat(MAX_RESULT_BYTES));
+        let big = format!(
+            r#"{{"status":"failed","result":"{}"}}"#,
+            "x".repeat(MAX_RESULT_BYTES)
+        );
         assert_eq!(parse_completion(big.as_bytes()).unwrap_err().status(), 413);
-        assert_eq!(parse_completion(br#"{"status":"done"}"#).unwrap_err().status(), 400);
+        assert_eq!(
+            parse_completion(br#"{"status":"done"}"#)
+                .unwrap_err()
+                .status(),
+            400
+        );
     }
 }

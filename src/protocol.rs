@@ -25,14 +25,23 @@ pub fn directory_object_name(provider: &str, user: &str) -> String {
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum AccountRequest {
     /// Create the account or change its maxJobs. Reply: [`AccountSnapshot`].
-    Configure { provider: String, user: String, account: String, max_jobs: u32 },
+    Configure {
+        provider: String,
+        user: String,
+        account: String,
+        max_jobs: u32,
+    },
     /// Reply: `Option<AccountSnapshot>` (`null` when the account is not configured).
     Snapshot,
     /// Admit one job if there is room. Reply: [`AdmitReply`].
     Admit { job: JobRecord },
     /// End an executing job and queue its webhook. Reply: [`CompleteReply`].
     /// `result` is raw JSON text (a `RawValue` cannot sit in an internally tagged enum).
-    Complete { id: String, status: FinalStatus, result: Option<String> },
+    Complete {
+        id: String,
+        status: FinalStatus,
+        result: Option<String>,
+    },
     /// Stop tracking a job, without webhook. Reply: `bool` (whether it was executing).
     Cancel { id: String },
     /// Forget the account's configuration and jobs. Reply: `bool` (whether it existed).

@@ -27,13 +27,25 @@ pub enum Route {
     /// `GET /admin/v1/users/{user}/{provider}/accounts`
     ListAccounts { user: String, provider: Provider },
     /// `PUT /admin/v1/users/{user}/{provider}/accounts/{account}`
-    PutAccount { user: String, provider: Provider, account: String },
+    PutAccount {
+        user: String,
+        provider: Provider,
+        account: String,
+    },
     /// `DELETE /admin/v1/users/{user}/{provider}/accounts/{account}`
-    DeleteAccount { user: String, provider: Provider, account: String },
+    DeleteAccount {
+        user: String,
+        provider: Provider,
+        account: String,
+    },
     /// `POST /admin/v1/users/{user}/{provider}/jobs`
     RegisterJob { user: String, provider: Provider },
     /// `POST /admin/v1/users/{user}/{provider}/jobs/{id}/complete`
-    CompleteJob { user: String, provider: Provider, job: String },
+    CompleteJob {
+        user: String,
+        provider: Provider,
+        job: String,
+    },
     /// `GET /admin/v1/users/{user}/{provider}/webhooks`
     ListWebhooks { user: String, provider: Provider },
 }
@@ -49,7 +61,10 @@ pub struct RouteError {
 
 /// What a path is, before the method is looked at.
 enum PathMatch {
-    Public { provider: Provider, kind: PublicKind },
+    Public {
+        provider: Provider,
+        kind: PublicKind,
+    },
     Admin(AdminPath),
     OpenApi,
 }
@@ -63,11 +78,28 @@ enum PublicKind {
 enum AdminPath {
     Tokens,
     Revoke,
-    Accounts { user: String, provider: Provider },
-    Account { user: String, provider: Provider, account: String },
-    Jobs { user: String, provider: Provider },
-    Complete { user: String, provider: Provider, job: String },
-    Webhooks { user: String, provider: Provider },
+    Accounts {
+        user: String,
+        provider: Provider,
+    },
+    Account {
+        user: String,
+        provider: Provider,
+        account: String,
+    },
+    Jobs {
+        user: String,
+        provider: Provider,
+    },
+    Complete {
+        user: String,
+        provider: Provider,
+        job: String,
+    },
+    Webhooks {
+        user: String,
+        provider: Provider,
+    },
 }
 
 /// The error style of a path whose route may not exist: Dreamina's plain shape under
@@ -90,43 +122,93 @@ pub fn style_for(provider: Provider) -> ErrorStyle {
 pub fn match_route(method: &str, raw_path: &str) -> Result<Route, RouteError> {
     let style = style_for_path(raw_path);
     let public = raw_path.starts_with("/v1/");
-    let fail = |error| RouteError { error, style, public };
+    let fail = |error| RouteError {
+        error,
+        style,
+        public,
+    };
     let path = match_path(raw_path).map_err(fail)?;
     let method = method.to_ascii_uppercase();
     let allowed = allowed_methods(&path);
     let route = match (method.as_str(), path) {
         ("OPTIONS", PathMatch::Public { .. }) => Route::Preflight,
         ("GET", PathMatch::OpenApi) => Route::OpenApi,
-        ("GET", PathMatch::Public { provider, kind: PublicKind::Collection }) => {
-            Route::ListJobs { provider }
-        }
-        ("GET", PathMatch::Public { provider, kind: PublicKind::Available }) => {
-            Route::ListAvailable { provider }
-        }
-        ("DELETE", PathMatch::Public { provider, kind: PublicKind::Item(job) }) => {
-            Route::CancelJob { provider, job }
-        }
+        (
+            "GET",
+            PathMatch::Public {
+                provider,
+                kind: PublicKind::Collection,
+            },
+        ) => Route::ListJobs { provider },
+        (
+            "GET",
+            PathMatch::Public {
+                provider,
+                kind: PublicKind::Available,
+            },
+        ) => Route::ListAvailable { provider },
+        (
+            "DELETE",
+            PathMatch::Public {
+                provider,
+                kind: PublicKind::Item(job),
+            },
+        ) => Route::CancelJob { provider, job },
         // `/scheduler/available` is also a job named "available" when deleted.
-        ("DELETE", PathMatch::Public { provider, kind: PublicKind::Available }) => {
-            Route::CancelJob { provider, job: "available".to_owned() }
-        }
+        (
+            "DELETE",
+            PathMatch::Public {
+                provider,
+                kind: PublicKind::Available,
+            },
+        ) => Route::CancelJob {
+            provider,
+            job: "available".to_owned(),
+        },
         ("POST", PathMatch::Admin(AdminPath::Tokens)) => Route::IssueToken,
         ("POST", PathMatch::Admin(AdminPath::Revoke)) => Route::RevokeToken,
         ("GET", PathMatch::Admin(AdminPath::Accounts { user, provider })) => {
             Route::ListAccounts { user, provider }
         }
-        ("PUT", PathMatch::Admin(AdminPath::Account { user, provider, account })) => {
-            Route::PutAccount { user, provider, account }
-        }
-        ("DELETE", PathMatch::Admin(AdminPath::Account { user, provider, account })) => {
-            Route::DeleteAccount { user, provider, account }
-        }
+        (
+            "PUT",
+            PathMatch::Admin(AdminPath::Account {
+                user,
+                provider,
+                account,
+            }),
+        ) => Route::PutAccount {
+            user,
+            provider,
+            account,
+        },
+        (
+            "DELETE",
+            PathMatch::Admin(AdminPath::Account {
+                user,
+                provider,
+                account,
+            }),
+        ) => Route::DeleteAccount {
+            user,
+            provider,
+            account,
+        },
         ("POST", PathMatch::Admin(AdminPath::Jobs { user, provider })) => {
             Route::RegisterJob { user, provider }
         }
-        ("POST", PathMatch::Admin(AdminPath::Complete { user, provider, job })) => {
-            Route::CompleteJob { user, provider, job }
-        }
+        (
+            "POST",
+            PathMatch::Admin(AdminPath::Complete {
+                user,
+                provider,
+                job,
+            }),
+        ) => Route::CompleteJob {
+            user,
+            provider,
+            job,
+        },
         ("GET", PathMatch::Admin(AdminPath::Webhooks { user, provider })) => {
             Route::ListWebhooks { user, provider }
         }
@@ -137,9 +219,18 @@ pub fn match_route(method: &str, raw_path: &str) -> Result<Route, RouteError> {
 
 fn allowed_methods(path: &PathMatch) -> &'static str {
     match path {
-        PathMatch::Public { kind: PublicKind::Collection, .. } => "GET, OPTIONS",
-        PathMatch::Public { kind: PublicKind::Available, .. } => "GET, DELETE, OPTIONS",
-        PathMatch::Public { kind: PublicKind::Item(_), .. } => "DELETE, OPTIONS",
+        PathMatch::Public {
+            kind: PublicKind::Collection,
+            ..
+        } => "GET, OPTIONS",
+        PathMatch::Public {
+            kind: PublicKind::Available,
+            ..
+        } => "GET, DELETE, OPTIONS",
+        PathMatch::Public {
+            kind: PublicKind::Item(_),
+            ..
+        } => "DELETE, OPTIONS",
         PathMatch::OpenApi => "GET",
         PathMatch::Admin(AdminPath::Account { .. }) => "PUT, DELETE",
         PathMatch::Admin(AdminPath::Accounts { .. } | AdminPath::Webhooks { .. }) => "GET",
@@ -149,7 +240,10 @@ fn allowed_methods(path: &PathMatch) -> &'static str {
 
 fn match_path(raw_path: &str) -> Result<PathMatch, ApiError> {
     // One trailing slash is forgiven: `/v1/kling/scheduler/` is the list.
-    let trimmed = raw_path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(raw_path);
+    let trimmed = raw_path
+        .strip_suffix('/')
+        .filter(|p| !p.is_empty())
+        .unwrap_or(raw_path);
     let segments: Vec<&str> = trimmed.trim_start_matches('/').split('/').collect();
     let provider = |text: &str| Provider::parse(text).ok_or_else(ApiError::not_found);
     let decode = |text: &str| percent_decode(text).map_err(ApiError::BadRequest);
@@ -210,8 +304,14 @@ mod tests {
         for provider in Provider::ALL {
             let base = format!("/v1/{provider}/scheduler");
             assert_eq!(route("GET", &base), Route::ListJobs { provider });
-            assert_eq!(route("GET", &format!("{base}/")), Route::ListJobs { provider });
-            assert_eq!(route("GET", &format!("{base}/available")), Route::ListAvailable { provider });
+            assert_eq!(
+                route("GET", &format!("{base}/")),
+                Route::ListJobs { provider }
+            );
+            assert_eq!(
+                route("GET", &format!("{base}/available")),
+                Route::ListAvailable { provider }
+            );
             assert_eq!(route("OPTIONS", &base), Route::Preflight);
         }
     }
@@ -219,7 +319,10 @@ mod tests {
     #[test]
     fn dreamina_jobids_arrive_percent_decoded() {
         assert_eq!(
-            route("DELETE", "/v1/dreamina/scheduler/j1v-u1-US%3Aa%40x.com%3Adreamina"),
+            route(
+                "DELETE",
+                "/v1/dreamina/scheduler/j1v-u1-US%3Aa%40x.com%3Adreamina"
+            ),
             Route::CancelJob {
                 provider: Provider::Dreamina,
                 job: "j1v-u1-US:a@x.com:dreamina".to_owned()
@@ -230,12 +333,20 @@ mod tests {
     #[test]
     fn wrong_methods_name_the_allowed_ones() {
         let err = match_route("POST", "/v1/kling/scheduler").unwrap_err();
-        assert_eq!(err.error, ApiError::MethodNotAllowed { allow: "GET, OPTIONS" });
+        assert_eq!(
+            err.error,
+            ApiError::MethodNotAllowed {
+                allow: "GET, OPTIONS"
+            }
+        );
         assert_eq!(err.style, ErrorStyle::Coded);
         let err = match_route("PATCH", "/v1/dreamina/scheduler/x").unwrap_err();
         assert_eq!(err.style, ErrorStyle::Plain);
         assert_eq!(status("GET", "/admin/v1/tokens"), 405);
-        assert_eq!(status("POST", "/admin/v1/users/1/kling/accounts/a@x.com"), 405);
+        assert_eq!(
+            status("POST", "/admin/v1/users/1/kling/accounts/a@x.com"),
+            405
+        );
     }
 
     #[test]
@@ -245,7 +356,10 @@ mod tests {
         assert_eq!(status("GET", "/v1/kling/scheduler/1/2"), 404);
         assert_eq!(status("GET", "/admin/v1/users/1/runway/accounts"), 404);
         assert_eq!(status("GET", "/admin/v1/users/1/kling/nothing"), 404);
-        assert_eq!(match_route("GET", "/v1/dreamina/nope").unwrap_err().style, ErrorStyle::Plain);
+        assert_eq!(
+            match_route("GET", "/v1/dreamina/nope").unwrap_err().style,
+            ErrorStyle::Plain
+        );
     }
 
     #[test]

@@ -124,9 +124,7 @@ fn oldest_first(accounts: &[AccountSnapshot]) -> Vec<(&str, &JobRecord)> {
         .iter()
         .flat_map(|a| a.jobs.iter().map(move |j| (a.account.as_str(), j)))
         .collect();
-    all.sort_by(|(a1, j1), (a2, j2)| {
-        (j1.started_ms, a1, j1.seq).cmp(&(j2.started_ms, a2, j2.seq))
-    });
+    all.sort_by(|(a1, j1), (a2, j2)| (j1.started_ms, a1, j1.seq).cmp(&(j2.started_ms, a2, j2.seq)));
     all
 }
 
@@ -141,7 +139,10 @@ pub fn dreamina_list(accounts: &[AccountSnapshot], now_ms: i64) -> DreaminaList 
     let mut executing: BTreeMap<String, Vec<DreaminaJob>> = BTreeMap::new();
     let mut total = 0;
     for (account, job) in oldest_first(accounts) {
-        executing.entry(account.to_owned()).or_default().push(dreamina_job(job, now_ms));
+        executing
+            .entry(account.to_owned())
+            .or_default()
+            .push(dreamina_job(job, now_ms));
         total += 1;
     }
     DreaminaList { executing, total }
@@ -232,7 +233,11 @@ pub fn accounts_json(accounts: &[AccountSnapshot]) -> String {
     to_json(
         &rows
             .iter()
-            .map(|c| Row { account: &c.account, max_jobs: c.max_jobs, executing: c.executing })
+            .map(|c| Row {
+                account: &c.account,
+                max_jobs: c.max_jobs,
+                executing: c.executing,
+            })
             .collect::<Vec<_>>(),
     )
 }
@@ -285,8 +290,15 @@ mod tests {
     #[test]
     fn idle_dreamina_list_is_the_seed_idle_body() {
         assert_eq!(dreamina_list_json(&[], 0), r#"{"executing":{},"total":0}"#);
-        let idle = AccountSnapshot { account: "US:a@x.com".to_owned(), max_jobs: 3, jobs: vec![] };
-        assert_eq!(dreamina_list_json(&[idle], 0), r#"{"executing":{},"total":0}"#);
+        let idle = AccountSnapshot {
+            account: "US:a@x.com".to_owned(),
+            max_jobs: 3,
+            jobs: vec![],
+        };
+        assert_eq!(
+            dreamina_list_json(&[idle], 0),
+            r#"{"executing":{},"total":0}"#
+        );
     }
 
     #[test]
@@ -294,7 +306,11 @@ mod tests {
         let mut j = job("123456789", "2025-04-18T12:34:56.789Z", 1);
         j.reply_ref = Some("reference-id".to_owned());
         j.reply_url = Some("https://example.com/webhook".to_owned());
-        let accounts = vec![AccountSnapshot { account: "user@example.com".to_owned(), max_jobs: 2, jobs: vec![j] }];
+        let accounts = vec![AccountSnapshot {
+            account: "user@example.com".to_owned(),
+            max_jobs: 2,
+            jobs: vec![j],
+        }];
         let now = parse_iso8601("2025-04-18T12:38:41.789Z").unwrap();
         assert_eq!(
             kling_list_json(&accounts, now),
@@ -306,7 +322,11 @@ mod tests {
     fn unset_optional_fields_are_left_out() {
         let mut j = job("7", "2025-04-18T12:34:56.789Z", 1);
         j.reply_url = None;
-        let accounts = vec![AccountSnapshot { account: "a@x.com".to_owned(), max_jobs: 1, jobs: vec![j] }];
+        let accounts = vec![AccountSnapshot {
+            account: "a@x.com".to_owned(),
+            max_jobs: 1,
+            jobs: vec![j],
+        }];
         let text = kling_list_json(&accounts, 0);
         assert!(!text.contains("replyUrl") && !text.contains("replyRef") && !text.contains("null"));
         let text = dreamina_list_json(&accounts, 0);
@@ -324,13 +344,22 @@ mod tests {
             AccountSnapshot {
                 account: "US:a@x.com".to_owned(),
                 max_jobs: 5,
-                jobs: vec![job("a2", "2025-01-01T00:00:03.000Z", 2), job("a1", "2025-01-01T00:00:02.000Z", 1)],
+                jobs: vec![
+                    job("a2", "2025-01-01T00:00:03.000Z", 2),
+                    job("a1", "2025-01-01T00:00:02.000Z", 1),
+                ],
             },
         ];
-        let ids: Vec<String> = kling_list(&accounts, 0).iter().map(|k| k.email.clone()).collect();
+        let ids: Vec<String> = kling_list(&accounts, 0)
+            .iter()
+            .map(|k| k.email.clone())
+            .collect();
         assert_eq!(ids, ["US:b@x.com", "US:a@x.com", "US:a@x.com"]);
         let d = dreamina_list(&accounts, 0);
-        assert_eq!(d.executing.keys().collect::<Vec<_>>(), ["US:a@x.com", "US:b@x.com"]);
+        assert_eq!(
+            d.executing.keys().collect::<Vec<_>>(),
+            ["US:a@x.com", "US:b@x.com"]
+        );
         assert_eq!(d.executing["US:a@x.com"][0].jobid, "a1");
         assert_eq!(d.total, 3);
     }
@@ -340,16 +369,30 @@ mod tests {
         let accounts = vec![AccountSnapshot {
             account: "a@x.com".to_owned(),
             max_jobs: 1,
-            jobs: vec![job("1", "2025-01-01T00:00:01.000Z", 1), job("2", "2025-01-01T00:00:02.000Z", 2)],
+            jobs: vec![
+                job("1", "2025-01-01T00:00:01.000Z", 1),
+                job("2", "2025-01-01T00:00:02.000Z", 2),
+            ],
         }];
         let text = kling_available_json(&accounts, 0);
-        assert!(text.ends_with(r#""available":[{"email":"a@x.com","maxJobs":1,"executing":2,"available":0}]}"#), "{text}");
+        assert!(
+            text.ends_with(
+                r#""available":[{"email":"a@x.com","maxJobs":1,"executing":2,"available":0}]}"#
+            ),
+            "{text}"
+        );
     }
 
     #[test]
     fn registered_job_adds_the_account_after_the_public_fields() {
         let j = job("j1", "2025-01-01T00:00:00.000Z", 1);
-        let text = to_json(&Registered { job: dreamina_job(&j, 0), account: "US:a@x.com".to_owned() });
-        assert!(text.starts_with(r#"{"jobid":"j1","#) && text.ends_with(r#","account":"US:a@x.com"}"#), "{text}");
+        let text = to_json(&Registered {
+            job: dreamina_job(&j, 0),
+            account: "US:a@x.com".to_owned(),
+        });
+        assert!(
+            text.starts_with(r#"{"jobid":"j1","#) && text.ends_with(r#","account":"US:a@x.com"}"#),
+            "{text}"
+        );
     }
 }

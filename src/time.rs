@@ -159,7 +159,7 @@ pub fn parse_iso8601(text: &str) -> Result<i64, &'static str> {
 fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
         4 | 6 | 9 | 11 => 30,
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => 29,
         2 => 28,
         _ => 31,
     }
@@ -207,7 +207,10 @@ mod tests {
         assert_eq!(parse_iso8601("2025-04-18T14:34:56+02:00").unwrap(), z);
         assert_eq!(parse_iso8601("2025-04-18T07:34:56-05:00").unwrap(), z);
         assert_eq!(parse_iso8601("2025-04-18T12:34:56.5Z").unwrap(), z + 500);
-        assert_eq!(parse_iso8601("2025-04-18T12:34:56.123456Z").unwrap(), z + 123);
+        assert_eq!(
+            parse_iso8601("2025-04-18T12:34:56.123456Z").unwrap(),
+            z + 123
+        );
     }
 
     #[test]
@@ -243,7 +246,12 @@ mod tests {
 
     #[test]
     fn round_trips_across_centuries() {
-        for ms in [-86_400_000i64, 951_782_400_000, 4_102_444_800_123, 1_745_000_000_001] {
+        for ms in [
+            -86_400_000i64,
+            951_782_400_000,
+            4_102_444_800_123,
+            1_745_000_000_001,
+        ] {
             assert_eq!(parse_iso8601(&format_iso_millis(ms)).unwrap(), ms);
         }
     }

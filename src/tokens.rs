@@ -42,7 +42,10 @@ pub struct TokenRecord {
 /// they differ: both are digested first (fixed length), then every byte is compared.
 pub fn constant_time_eq(presented: &str, expected: &str) -> bool {
     let (a, b) = (digest(presented), digest(expected));
-    let diff = a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    let diff = a
+        .iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y));
     // `black_box` keeps the optimiser from turning the fold into an early exit.
     std::hint::black_box(diff) == 0
 }
@@ -56,13 +59,18 @@ mod tests {
         let token = token_from_random(&[0xfb; 32]);
         assert!(token.starts_with("sk_"));
         assert_eq!(token.len(), 3 + 43);
-        assert!(token[3..].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(token[3..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
     }
 
     #[test]
     fn kv_keys_are_the_hex_sha256_of_the_token() {
         // sha256("abc"), the FIPS 180-2 example.
-        assert_eq!(kv_key("abc"), "token:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            kv_key("abc"),
+            "token:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]

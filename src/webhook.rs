@@ -93,7 +93,9 @@ impl RetrySchedule {
     /// schedule is exhausted and the delivery is kept as failed.
     pub fn next_attempt_at(&self, attempts: u32, now_ms: i64) -> Option<i64> {
         let index = usize::try_from(attempts).ok()?.checked_sub(1)?;
-        self.0.get(index).map(|delay| now_ms + (*delay as i64) * 1000)
+        self.0
+            .get(index)
+            .map(|delay| now_ms + (*delay as i64) * 1000)
     }
 }
 
@@ -234,7 +236,10 @@ mod tests {
         assert_eq!(judge(Ok(410)), Outcome::Gone);
         assert_eq!(judge(Ok(500)), Outcome::Retry("HTTP 500".to_owned()));
         assert_eq!(judge(Ok(301)), Outcome::Retry("HTTP 301".to_owned()));
-        assert_eq!(judge(Err("timeout".to_owned())), Outcome::Retry("timeout".to_owned()));
+        assert_eq!(
+            judge(Err("timeout".to_owned())),
+            Outcome::Retry("timeout".to_owned())
+        );
     }
 
     fn record() -> JobRecord {
@@ -252,7 +257,12 @@ mod tests {
     #[test]
     fn kling_payload_json_format_unchanged() {
         let result = RawValue::from_string(r#"{"url":"v.mp4"}"#.to_owned()).unwrap();
-        let end = Ending { status: FinalStatus::Completed, finished_ms: 61_000, result: Some(&result), error: None };
+        let end = Ending {
+            status: FinalStatus::Completed,
+            finished_ms: 61_000,
+            result: Some(&result),
+            error: None,
+        };
         assert_eq!(
             kling_payload("a@x.com", &record(), &end),
             r#"{"id":123,"email":"a@x.com","status":"completed","started":"1970-01-01T00:00:01.000Z","finished":"1970-01-01T00:01:01.000Z","replyRef":"ref","result":{"url":"v.mp4"}}"#
@@ -263,7 +273,12 @@ mod tests {
     fn dreamina_timeout_payload_json_format_unchanged() {
         let mut job = record();
         job.reply_ref = None;
-        let end = Ending { status: FinalStatus::Failed, finished_ms: 46_999, result: None, error: Some("timeout") };
+        let end = Ending {
+            status: FinalStatus::Failed,
+            finished_ms: 46_999,
+            result: None,
+            error: Some("timeout"),
+        };
         assert_eq!(
             dreamina_payload("US:a@x.com", &job, &end),
             r#"{"jobid":"123","account":"US:a@x.com","submitId":"s","model":"m","status":"failed","elapsedSeconds":45,"error":"timeout"}"#

@@ -1,0 +1,363 @@
+//! The operator API: tokens, accounts, job registration and completion, webhooks.
+//! Every handler here runs after `require_admin` has passed.
+
+use serde::Deserialize;
+use worker::{Env, Request};
+
+use crate::admission::candidates;
+use crate::domain::{AccountName, JobId, Provider, UserId};
+use crate::errors::ApiError;
+use crate::jobs::{
+    generate_dreamina_jobid, json_error, parse_completion, parse_registration, Registration,
+};
+use crate::protocol::{AccountRequest, AdmitReply, CompleteReply, DeliveryRow, DirectoryRequest};
+use crate::shapes::{self, to_json, AccountSnapshot, Registered};
+use crate::tokens::{kv_key, token_from_random, TokenRecord};
+
+use super::auth::TOKENS_BINDING;
+use super::http::{read_body, Reply};
+use super::objects::UserScope;
+use super::random_bytes;
+
+fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| json_error(&e))
+}
+
+fn parse_user(text: &str) -> Result<UserId, ApiError> {
+    UserId::parse(text).map_err(ApiError::BadRequest)
+}
+
+/// `POST /admin/v1/tokens` `{"user"}` -> 201 `{"token","user"}`.
+pub async fn issue_token(req: &mut Request, env: &Env) -> Result<Reply, ApiError> {
+    #[derive(Deserialize)]
+    struct Body {
+        user: String,
+    }
+    let body: Body = parse_json(&read_body(req).await?)?;
+    let user = parse_user(&body.user)?;
+    let token = token_from_random(&random_bytes::<32>()?);
+    let record = to_json(&TokenRecord {
+        user: user.as_str().to_owned(),
+    });
+    kv(env)?
+        .put(&kv_key(&token), record)
+        .map_err(|e| ApiError::internal(format!("KV put: {e}")))?
+        .execute()
+        .await
+        .map_err(|e| ApiError::internal(format!("KV put: {e}")))?;
+    #[derive(serde::Serialize)]
+    struct Issued<'a> {
+        token: &'a str,
+        user: &'a str,
+    }
+    Ok(Reply::Json(
+        201,
+        to_json(&Issued {
+            token: &token,
+            user: user.as_str(),
+        }),
+    ))
+}
+
+/// `POST /admin/v1/tokens/revoke` `{"token"}` -> 204, or 404 when unknown.
+pub async fn revoke_token(req: &mut Request, env: &Env) -> Result<Reply, ApiError> {
+    #[derive(Deserialize)]
+    struct Body {
+        token: String,
+    }
+    let body: Body = parse_json(&read_body(req).await?)?;
+    let store = kv(env)?;
+    let key = kv_key(&body.token);
+    let known = store
+        .get(&key)
+        .text()
+        .await
+        .map_err(|e| ApiError::internal(format!("KV get: {e}")))?
+        .is_some();
+    if !known {
+        return Err(ApiError::NotFound("Unknown token".to_owned()));
+    }
+    store
+        .delete(&key)
+        .await
+        .map_err(|e| ApiError::internal(format!("KV delete: {e}")))?;
+    Ok(Reply::Empty)
+}
+
+fn kv(env: &Env) -> Result<worker::KvStore, ApiError> {
+    env.kv(TOKENS_BINDING)
+        .map_err(|e| ApiError::internal(format!("KV binding: {e}")))
+}
+
+/// `PUT .../accounts/{account}` `{"maxJobs": 1..50}` -> 200 `{"account","maxJobs"}`.
+pub async fn put_account(
+    req: &mut Request,
+    env: &Env,
+    user: &str,
+    provider: Provider,
+    account: &str,
+) -> Result<Reply, ApiError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Body {
+        max_jobs: u32,
+    }
+    let user = parse_user(user)?;
+    let scope = UserScope {
+        env,
+        provider,
+        user: &user,
+    };
+    let account = scope.parse_account(account)?;
+    let body: Body = parse_json(&read_body(req).await?)?;
+    if !(1..=50).contains(&body.max_jobs) {
+        return Err(ApiError::BadRequest(
+            "maxJobs must be an integer from 1 to 50".to_owned(),
+        ));
+    }
+    // The object first, the directory second: a failure in between leaves an
+    // unlisted object that the next PUT lists, never a listed account without one.
+    let configure = AccountRequest::Configure {
+        provider: provider.as_str().to_owned(),
+        user: user.as_str().to_owned(),
+        account: account.as_str().to_owned(),
+        max_jobs: body.max_jobs,
+    };
+    let snapshot: AccountSnapshot = scope.account(account.as_str(), &configure).await?;
+    let _new: bool = scope
+        .directory(&DirectoryRequest::Add {
+            account: account.as_str().to_owned(),
+        })
+        .await?;
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Configured<'a> {
+        account: &'a str,
+        max_jobs: u32,
+    }
+    Ok(Reply::Json(
+        200,
+        to_json(&Configured {
+            account: &snapshot.account,
+            max_jobs: snapshot.max_jobs,
+        }),
+    ))
+}
+
+/// `GET .../accounts` -> `[{"account","maxJobs","executing"}]`.
+pub async fn list_accounts(env: &Env, user: &str, provider: Provider) -> Result<Reply, ApiError> {
+    let user = parse_user(user)?;
+    let scope = UserScope {
+        env,
+        provider,
+        user: &user,
+    };
+    Ok(Reply::Json(
+        200,
+        shapes::accounts_json(&scope.snapshots().await?),
+    ))
+}
+
+/// `DELETE .../accounts/{account}` -> 204 (its jobs stop being tracked), 404.
+pub async fn delete_account(
+    env: &Env,
+    user: &str,
+    provider: Provider,
+    account: &str,
+) -> Result<Reply, ApiError> {
+    let user = parse_user(user)?;
+    let scope = UserScope {
+        env,
+        provider,
+        user: &user,
+    };
+    let account = scope.parse_account(account)?;
+    // Unlist first so no new job is routed there, then clear the object.
+    let listed: bool = scope
+        .directory(&DirectoryRequest::Remove {
+            account: account.as_str().to_owned(),
+        })
+        .await?;
+    let existed: bool = scope
+        .account(account.as_str(), &AccountRequest::Remove)
+        .await?;
+    if listed || existed {
+        Ok(Reply::Empty)
+    } else {
+        Err(ApiError::NotFound("Account not configured".to_owned()))
+    }
+}
+
+/// `POST .../jobs`: admit a job on the named account or on the one with the most
+/// free slots. Each account object decides atomically; if a chosen account fills up
+/// in the meantime, the next candidate is tried.
+pub async fn register_job(
+    req: &mut Request,
+    env: &Env,
+    user: &str,
+    provider: Provider,
+    now_ms: i64,
+) -> Result<Reply, ApiError> {
+    let user = parse_user(user)?;
+    let scope = UserScope {
+        env,
+        provider,
+        user: &user,
+    };
+    let registration = parse_registration(provider, &read_body(req).await?, now_ms)?;
+    let accounts = scope.snapshots().await?;
+    if accounts.is_empty() {
+        return Err(ApiError::NotFound("No accounts configured".to_owned()));
+    }
+    if let Some(id) = &registration.id {
+        let taken = accounts
+            .iter()
+            .any(|a| a.jobs.iter().any(|j| j.id == id.as_str()));
+        if taken {
+            return Err(duplicate(id.as_str()));
+        }
+    }
+    let order: Vec<&AccountSnapshot> = match &registration.account {
+        Some(named) => {
+            let account = accounts.iter().find(|a| a.account == named.as_str());
+            vec![account.ok_or_else(|| ApiError::NotFound("Account not configured".to_owned()))?]
+        }
+        None => candidates(&accounts),
+    };
+    for snapshot in order {
+        let account = AccountName::parse(provider, &snapshot.account)
+            .map_err(|_| ApiError::internal("stored account name is invalid"))?;
+        let id = job_id_on(&registration, &user, &account, now_ms)?;
+        let admit = AccountRequest::Admit {
+            job: registration.record(&id),
+        };
+        match scope
+            .account::<AdmitReply>(account.as_str(), &admit)
+            .await?
+        {
+            AdmitReply::Admitted { job } => {
+                let body = match provider {
+                    Provider::Kling => to_json(&Registered {
+                        job: shapes::kling_job(account.as_str(), &job, now_ms),
+                        account: account.as_str().to_owned(),
+                    }),
+                    Provider::Dreamina => to_json(&Registered {
+                        job: shapes::dreamina_job(&job, now_ms),
+                        account: account.as_str().to_owned(),
+                    }),
+                };
+                return Ok(Reply::Json(201, body));
+            }
+            AdmitReply::Duplicate => return Err(duplicate(id.as_str())),
+            AdmitReply::Full | AdmitReply::NotConfigured => continue,
+        }
+    }
+    Err(ApiError::capacity())
+}
+
+/// The job's id on `account`: the operator's, or a generated Dreamina jobid (which
+/// names the account, so it is made per candidate).
+fn job_id_on(
+    registration: &Registration,
+    user: &UserId,
+    account: &AccountName,
+    now_ms: i64,
+) -> Result<JobId, ApiError> {
+    match &registration.id {
+        Some(id) => Ok(id.clone()),
+        None => {
+            let [a, b, c, d] = random_bytes::<4>()?;
+            let jobid =
+                generate_dreamina_jobid(now_ms, u32::from_le_bytes([a, b, c, d]), user, account);
+            JobId::parse_dreamina(&jobid).map_err(ApiError::BadRequest)
+        }
+    }
+}
+
+fn duplicate(id: &str) -> ApiError {
+    ApiError::Conflict(format!("Job {id} is already executing"))
+}
+
+/// `POST .../jobs/{id}/complete` `{"status","result"?}`: the job leaves the list and its
+/// webhook (if any) is queued. 404 when it is not executing, so a second completion
+/// sends no second webhook.
+pub async fn complete_job(
+    req: &mut Request,
+    env: &Env,
+    user: &str,
+    provider: Provider,
+    raw_id: &str,
+) -> Result<Reply, ApiError> {
+    let user = parse_user(user)?;
+    let scope = UserScope {
+        env,
+        provider,
+        user: &user,
+    };
+    let not_found = || ApiError::NotFound(format!("Unable to locate running job {raw_id}"));
+    let id = JobId::parse_for(provider, raw_id).map_err(|_| not_found())?;
+    let completion = parse_completion(&read_body(req).await?)?;
+    let names = scope.account_names().await?;
+    let request = AccountRequest::Complete {
+        id: id.as_str().to_owned(),
+        status: completion.status,
+        result: completion.result.map(|r| r.get().to_owned()),
+    };
+    let replies: Vec<CompleteReply> = scope.fan_out(&names, &request).await?;
+    let found = names
+        .iter()
+        .zip(replies)
+        .find_map(|(name, reply)| match reply {
+            CompleteReply::Completed { webhook_id } => Some((name, webhook_id)),
+            CompleteReply::NotFound => None,
+        });
+    let (account, webhook_id) = found.ok_or_else(not_found)?;
+    let mut body = serde_json::Map::new();
+    match provider {
+        Provider::Kling => body.insert("id".into(), id.as_str().parse::<u64>().unwrap_or(0).into()),
+        Provider::Dreamina => body.insert("jobid".into(), id.as_str().into()),
+    };
+    body.insert("account".into(), account.as_str().into());
+    body.insert("status".into(), completion.status.as_str().into());
+    if let Some(webhook_id) = webhook_id {
+        body.insert("webhookId".into(), webhook_id.into());
+    }
+    Ok(Reply::Json(200, to_json(&body)))
+}
+
+/// `GET .../webhooks?status=failed|pending`: undelivered webhooks of every account.
+pub async fn list_webhooks(
+    req: &Request,
+    env: &Env,
+    user: &str,
+    provider: Provider,
+) -> Result<Reply, ApiError> {
+    let user = parse_user(user)?;
+    let scope = UserScope {
+        env,
+        provider,
+        user: &user,
+    };
+    let status = req.url().ok().and_then(|url| {
+        url.query_pairs()
+            .find(|(k, _)| k == "status")
+            .map(|(_, v)| v.into_owned())
+    });
+    let (failed, pending) = match status.as_deref() {
+        None => (true, true),
+        Some("failed") => (true, false),
+        Some("pending") => (false, true),
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "status must be failed or pending".to_owned(),
+            ))
+        }
+    };
+    let names = scope.account_names().await?;
+    let rows: Vec<Vec<DeliveryRow>> = scope
+        .fan_out(&names, &AccountRequest::Webhooks { failed, pending })
+        .await?;
+    let mut rows: Vec<DeliveryRow> = rows.into_iter().flatten().collect();
+    rows.sort_by(|a, b| a.created.cmp(&b.created));
+    Ok(Reply::Json(200, to_json(&rows)))
+}
