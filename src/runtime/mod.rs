@@ -18,6 +18,9 @@ use crate::routes::{match_route, style_for, Route};
 
 use http::{error_response, preflight, reply, Audience, Reply};
 
+/// The OpenAPI document (`openapi.yaml`, turned into JSON by build.rs).
+const OPENAPI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
+
 #[event(start)]
 fn start() {
     console_error_panic_hook::set_once();
@@ -66,7 +69,7 @@ async fn dispatch(
     let (response, user) = match route {
         Route::Preflight => (preflight()?, None),
         Route::OpenApi => (
-            error_response(&ApiError::not_found(), ErrorStyle::Coded, Audience::Public)?,
+            http::json_response(200, OPENAPI_JSON.to_owned(), Audience::Public)?,
             None,
         ),
         Route::ListJobs { provider } | Route::ListAvailable { provider } => {
