@@ -81,25 +81,30 @@ pub async fn call<Req: Serialize, Rep: DeserializeOwned>(
     object_name: &str,
     request: &Req,
 ) -> Result<Rep, ApiError> {
+    let body = serde_json::to_string(request)
+        .map_err(|e| ApiError::internal(format!("{binding} encode: {e}")))?;
+    let reply = round_trip(env, binding, object_name, body).await?;
+    serde_json::from_str(&reply).map_err(|e| ApiError::internal(format!("{binding} decode: {e}")))
+}
+
+/// The untyped part of [`call`], kept out of the generic function so the async
+/// machinery is compiled once rather than once per reply type (wasm size).
+async fn round_trip(
+    env: &Env,
+    binding: &str,
+    object_name: &str,
+    body: String,
+) -> Result<String, ApiError> {
     let internal = |what: &str, e: &dyn std::fmt::Display| {
         ApiError::internal(format!("{binding} {what}: {e}"))
     };
-    let body = serde_json::to_string(request).map_err(|e| internal("encode", &e))?;
-    let namespace = env
-        .durable_object(binding)
-        .map_err(|e| internal("binding", &e))?;
-    let stub = namespace
-        .get_by_name(object_name)
-        .map_err(|e| internal("stub", &e))?;
+    let namespace = env.durable_object(binding).map_err(|e| internal("binding", &e))?;
+    let stub = namespace.get_by_name(object_name).map_err(|e| internal("stub", &e))?;
     let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_body(Some(JsValue::from_str(&body)));
+    init.with_method(Method::Post).with_body(Some(JsValue::from_str(&body)));
     let req = Request::new_with_init("https://object.internal/", &init)
         .map_err(|e| internal("request", &e))?;
-    let mut response = stub
-        .fetch_with_request(req)
-        .await
-        .map_err(|e| internal("fetch", &e))?;
+    let mut response = stub.fetch_with_request(req).await.map_err(|e| internal("fetch", &e))?;
     let text = response.text().await.map_err(|e| internal("read", &e))?;
     if response.status_code() != 200 {
         return Err(ApiError::internal(format!(
@@ -107,5 +112,5 @@ pub async fn call<Req: Serialize, Rep: DeserializeOwned>(
             response.status_code()
         )));
     }
-    serde_json::from_str(&text).map_err(|e| internal("decode", &e))
+    Ok(text)
 }
