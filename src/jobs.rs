@@ -86,6 +86,18 @@ struct DreaminaBody {
     started: Option<String>,
 }
 
+/// Parses a JSON object body into `T`. serde's derived structs also accept a JSON
+/// array (fields by position); the API's bodies are objects, so anything else is a 400.
+pub fn parse_object<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(ApiError::BadRequest(
+            "request body must be a JSON object".to_owned(),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| json_error(&e))
+}
+
 /// Turns a JSON parse error into a 400 that says what was wrong, without echoing input.
 pub fn json_error(err: &serde_json::Error) -> ApiError {
     let what = match err.classify() {
@@ -104,7 +116,7 @@ pub fn parse_registration(
     let bad = ApiError::BadRequest;
     let (id, account, started, submit_id, model, reply_url, reply_ref) = match provider {
         Provider::Kling => {
-            let b: KlingBody = serde_json::from_slice(body).map_err(|e| json_error(&e))?;
+            let b: KlingBody = parse_object(body)?;
             let id = JobId::kling(b.id).map_err(bad)?;
             (
                 Some(id),
@@ -117,7 +129,7 @@ pub fn parse_registration(
             )
         }
         Provider::Dreamina => {
-            let b: DreaminaBody = serde_json::from_slice(body).map_err(|e| json_error(&e))?;
+            let b: DreaminaBody = parse_object(body)?;
             let id = b
                 .jobid
                 .as_deref()
@@ -231,7 +243,7 @@ pub struct Completion {
 }
 
 pub fn parse_completion(body: &[u8]) -> Result<Completion, ApiError> {
-    let completion: Completion = serde_json::from_slice(body).map_err(|e| json_error(&e))?;
+    let completion: Completion = parse_object(body)?;
     if let Some(result) = &completion.result {
         if result.get().len() > MAX_RESULT_BYTES {
             return Err(ApiError::PayloadTooLarge(format!(
@@ -319,6 +331,21 @@ mod tests {
             generate_dreamina_jobid(at, 456_789, &user, &account),
             "j0223140530123456789v-u12345-US:a@x.com:dreamina"
         );
+    }
+
+    #[test]
+    fn array_bodies_are_refused_even_where_fields_would_line_up() {
+        assert_eq!(
+            parse_registration(Provider::Kling, b"[1]", NOW)
+                .unwrap_err()
+                .status(),
+            400
+        );
+        assert_eq!(
+            parse_completion(br#"["completed"]"#).unwrap_err().status(),
+            400
+        );
+        assert!(parse_completion(b" \n{\"status\":\"failed\"}").is_ok());
     }
 
     #[test]

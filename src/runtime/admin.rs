@@ -8,7 +8,7 @@ use crate::admission::candidates;
 use crate::domain::{AccountName, JobId, Provider, UserId};
 use crate::errors::ApiError;
 use crate::jobs::{
-    generate_dreamina_jobid, json_error, parse_completion, parse_registration, Registration,
+    generate_dreamina_jobid, parse_completion, parse_object, parse_registration, Registration,
 };
 use crate::protocol::{AccountRequest, AdmitReply, CompleteReply, DeliveryRow, DirectoryRequest};
 use crate::shapes::{self, to_json, AccountSnapshot, Registered};
@@ -20,7 +20,7 @@ use super::objects::UserScope;
 use super::random_bytes;
 
 fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| json_error(&e))
+    parse_object(body)
 }
 
 fn parse_user(text: &str) -> Result<UserId, ApiError> {

@@ -98,13 +98,21 @@ async fn round_trip(
     let internal = |what: &str, e: &dyn std::fmt::Display| {
         ApiError::internal(format!("{binding} {what}: {e}"))
     };
-    let namespace = env.durable_object(binding).map_err(|e| internal("binding", &e))?;
-    let stub = namespace.get_by_name(object_name).map_err(|e| internal("stub", &e))?;
+    let namespace = env
+        .durable_object(binding)
+        .map_err(|e| internal("binding", &e))?;
+    let stub = namespace
+        .get_by_name(object_name)
+        .map_err(|e| internal("stub", &e))?;
     let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(JsValue::from_str(&body)));
+    init.with_method(Method::Post)
+        .with_body(Some(JsValue::from_str(&body)));
     let req = Request::new_with_init("https://object.internal/", &init)
         .map_err(|e| internal("request", &e))?;
-    let mut response = stub.fetch_with_request(req).await.map_err(|e| internal("fetch", &e))?;
+    let mut response = stub
+        .fetch_with_request(req)
+        .await
+        .map_err(|e| internal("fetch", &e))?;
     let text = response.text().await.map_err(|e| internal("read", &e))?;
     if response.status_code() != 200 {
         return Err(ApiError::internal(format!(
