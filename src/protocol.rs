@@ -88,10 +88,35 @@ pub struct DeliveryRow {
 pub enum DirectoryRequest {
     /// Reply: `Vec<String>`, the configured account names, ascending.
     List,
+    /// Reply: `Vec<String>`, every account ever configured and not since re-used,
+    /// removed ones included (their objects may still hold undelivered webhooks).
+    ListAll,
     /// Reply: `bool`, whether it was new.
     Add { account: String },
-    /// Reply: `bool`, whether it was there.
+    /// Reply: `bool`, whether it was configured.
     Remove { account: String },
+    /// Register a job: parse `body`, choose the account, admit. The directory runs one
+    /// registration at a time. Reply: [`RegisterReply`].
+    Register {
+        provider: String,
+        user: String,
+        body: String,
+        now_ms: i64,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum RegisterReply {
+    Admitted {
+        account: String,
+        job: JobRecord,
+    },
+    /// A 4xx for the operator (400, 404, 409, 429) with its message.
+    Refused {
+        status: u16,
+        message: String,
+    },
 }
 
 pub type MaybeSnapshot = Option<AccountSnapshot>;

@@ -462,6 +462,7 @@ impl AccountObject {
     }
 
     fn deliveries(&self, failed: bool, pending: bool) -> worker::Result<Vec<DeliveryRow>> {
+        // The worker fills in the account name: a removed account has no identity left.
         let account = self.identity()?.map(|i| i.account).unwrap_or_default();
         let rows: Vec<DeliveryRecord> = self
             .sql()

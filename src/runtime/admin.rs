@@ -4,13 +4,12 @@
 use serde::Deserialize;
 use worker::{Env, Request};
 
-use crate::admission::candidates;
-use crate::domain::{AccountName, JobId, Provider, UserId};
+use crate::domain::{JobId, Provider, UserId};
 use crate::errors::ApiError;
-use crate::jobs::{
-    generate_dreamina_jobid, parse_completion, parse_object, parse_registration, Registration,
+use crate::jobs::{parse_completion, parse_object, parse_registration};
+use crate::protocol::{
+    AccountRequest, CompleteReply, DeliveryRow, DirectoryRequest, RegisterReply,
 };
-use crate::protocol::{AccountRequest, AdmitReply, CompleteReply, DeliveryRow, DirectoryRequest};
 use crate::shapes::{self, to_json, AccountSnapshot, Registered};
 use crate::tokens::{kv_key, token_from_random, TokenRecord};
 
@@ -189,8 +188,9 @@ pub async fn delete_account(
 }
 
 /// `POST .../jobs`: admit a job on the named account or on the one with the most
-/// free slots. Each account object decides atomically; if a chosen account fills up
-/// in the meantime, the next candidate is tried.
+/// free slots. The whole decision runs in the user's directory object, one
+/// registration at a time (see `registration.rs`), so a job id can never be admitted
+/// on two accounts at once.
 pub async fn register_job(
     req: &mut Request,
     env: &Env,
@@ -204,78 +204,33 @@ pub async fn register_job(
         provider,
         user: &user,
     };
-    let registration = parse_registration(provider, &read_body(req).await?, now_ms)?;
-    let accounts = scope.snapshots().await?;
-    if accounts.is_empty() {
-        return Err(ApiError::NotFound("No accounts configured".to_owned()));
-    }
-    if let Some(id) = &registration.id {
-        let taken = accounts
-            .iter()
-            .any(|a| a.jobs.iter().any(|j| j.id == id.as_str()));
-        if taken {
-            return Err(duplicate(id.as_str()));
-        }
-    }
-    let order: Vec<&AccountSnapshot> = match &registration.account {
-        Some(named) => {
-            let account = accounts.iter().find(|a| a.account == named.as_str());
-            vec![account.ok_or_else(|| ApiError::NotFound("Account not configured".to_owned()))?]
-        }
-        None => candidates(&accounts),
+    let body = String::from_utf8(read_body(req).await?)
+        .map_err(|_| ApiError::BadRequest("request body must be UTF-8 JSON".to_owned()))?;
+    // Refuse malformed bodies here, without a Durable Object round trip.
+    parse_registration(provider, body.as_bytes(), now_ms)?;
+    let request = DirectoryRequest::Register {
+        provider: provider.as_str().to_owned(),
+        user: user.as_str().to_owned(),
+        body,
+        now_ms,
     };
-    for snapshot in order {
-        let account = AccountName::parse(provider, &snapshot.account)
-            .map_err(|_| ApiError::internal("stored account name is invalid"))?;
-        let id = job_id_on(&registration, &user, &account, now_ms)?;
-        let admit = AccountRequest::Admit {
-            job: registration.record(&id),
-        };
-        match scope
-            .account::<AdmitReply>(account.as_str(), &admit)
-            .await?
-        {
-            AdmitReply::Admitted { job } => {
-                let body = match provider {
-                    Provider::Kling => to_json(&Registered {
-                        job: shapes::kling_job(account.as_str(), &job, now_ms),
-                        account: account.as_str().to_owned(),
-                    }),
-                    Provider::Dreamina => to_json(&Registered {
-                        job: shapes::dreamina_job(&job, now_ms),
-                        account: account.as_str().to_owned(),
-                    }),
-                };
-                return Ok(Reply::Json(201, body));
-            }
-            AdmitReply::Duplicate => return Err(duplicate(id.as_str())),
-            AdmitReply::Full | AdmitReply::NotConfigured => continue,
+    let (account, job) = match scope.directory::<RegisterReply>(&request).await? {
+        RegisterReply::Admitted { account, job } => (account, job),
+        RegisterReply::Refused { status, message } => {
+            return Err(ApiError::from_status(status, message))
         }
-    }
-    Err(ApiError::capacity())
-}
-
-/// The job's id on `account`: the operator's, or a generated Dreamina jobid (which
-/// names the account, so it is made per candidate).
-fn job_id_on(
-    registration: &Registration,
-    user: &UserId,
-    account: &AccountName,
-    now_ms: i64,
-) -> Result<JobId, ApiError> {
-    match &registration.id {
-        Some(id) => Ok(id.clone()),
-        None => {
-            let [a, b, c, d] = random_bytes::<4>()?;
-            let jobid =
-                generate_dreamina_jobid(now_ms, u32::from_le_bytes([a, b, c, d]), user, account);
-            JobId::parse_dreamina(&jobid).map_err(ApiError::BadRequest)
-        }
-    }
-}
-
-fn duplicate(id: &str) -> ApiError {
-    ApiError::Conflict(format!("Job {id} is already executing"))
+    };
+    let body = match provider {
+        Provider::Kling => to_json(&Registered {
+            job: shapes::kling_job(&account, &job, now_ms),
+            account,
+        }),
+        Provider::Dreamina => to_json(&Registered {
+            job: shapes::dreamina_job(&job, now_ms),
+            account,
+        }),
+    };
+    Ok(Reply::Json(201, body))
 }
 
 /// `POST .../jobs/{id}/complete` `{"status","result"?}`: the job leaves the list and its
@@ -353,11 +308,21 @@ pub async fn list_webhooks(
             ))
         }
     };
-    let names = scope.account_names().await?;
-    let rows: Vec<Vec<DeliveryRow>> = scope
+    // Removed accounts too: their objects keep delivering, and keep failed deliveries.
+    let names: Vec<String> = scope.directory(&DirectoryRequest::ListAll).await?;
+    let per_account: Vec<Vec<DeliveryRow>> = scope
         .fan_out(&names, &AccountRequest::Webhooks { failed, pending })
         .await?;
-    let mut rows: Vec<DeliveryRow> = rows.into_iter().flatten().collect();
+    let mut rows: Vec<DeliveryRow> = names
+        .iter()
+        .zip(per_account)
+        .flat_map(|(name, rows)| {
+            rows.into_iter().map(move |row| DeliveryRow {
+                account: name.clone(),
+                ..row
+            })
+        })
+        .collect();
     rows.sort_by(|a, b| a.created.cmp(&b.created));
     Ok(Reply::Json(200, to_json(&rows)))
 }

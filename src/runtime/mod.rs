@@ -10,6 +10,7 @@ mod directory_object;
 mod http;
 mod objects;
 mod public;
+mod registration;
 
 use worker::{event, Context, Env, Request, Response};
 
