@@ -8,6 +8,7 @@
 #   6. scripts/build.sh                       the wasm build, once
 #   7. node --test tests/e2e/*.test.mjs       end-to-end tests against wrangler dev
 #                                             (SKIP_WASM_BUILD=1: every start reuses 6)
+#   8. scripts/fuzz.sh                        schemathesis against openapi.yaml
 # A failing check does not stop the later independent ones, so one run shows every
 # problem; the e2e suite is skipped when the build failed. Exits non-zero on any failure
 # and ends with a summary: each step's result, then the test counts.
@@ -105,8 +106,11 @@ step unit-tests unit_tests
 # Always rebuild here (never reuse a stale build/ from an earlier source tree).
 if step wasm-build env -u SKIP_WASM_BUILD bash scripts/build.sh; then
   step e2e e2e_tests
+  # Schema-driven fuzzing (schemathesis) against openapi.yaml, bounded examples.
+  step fuzz env SKIP_WASM_BUILD=1 bash scripts/fuzz.sh
 else
   skip e2e "no wasm build"
+  skip fuzz "no wasm build"
 fi
 
 summary
