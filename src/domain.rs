@@ -252,6 +252,22 @@ pub fn percent_decode(segment: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| "the path is not valid UTF-8".to_owned())
 }
 
+/// The value of query parameter `name` in a URL (the first one, percent-decoded,
+/// `+` read as a space), or `None` when absent.
+pub fn query_param(url: &str, name: &str) -> Result<Option<String>, String> {
+    let Some((_, query)) = url.split_once('?') else {
+        return Ok(None);
+    };
+    let query = query.split('#').next().unwrap_or("");
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if percent_decode(&key.replace('+', " "))? == name {
+            return percent_decode(&value.replace('+', " ")).map(Some);
+        }
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,6 +392,24 @@ mod tests {
         ] {
             assert!(validate_reply_url(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn query_parameters_are_found_and_decoded() {
+        let url = "https://x.com/admin/v1/users/1/kling/webhooks?a=1&status=fail%65d#frag";
+        assert_eq!(
+            query_param(url, "status").unwrap().as_deref(),
+            Some("failed")
+        );
+        assert_eq!(query_param(url, "b").unwrap(), None);
+        assert_eq!(query_param("https://x.com/p", "status").unwrap(), None);
+        assert_eq!(
+            query_param("https://x.com/p?status", "status")
+                .unwrap()
+                .as_deref(),
+            Some("")
+        );
+        assert!(query_param("https://x.com/p?status=%zz", "status").is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use worker::{Env, Request};
 
-use crate::domain::{JobId, Provider, UserId};
+use crate::domain::{query_param, JobId, Provider, UserId};
 use crate::errors::ApiError;
 use crate::jobs::{parse_completion, parse_object, parse_registration};
 use crate::protocol::{
@@ -293,11 +293,9 @@ pub async fn list_webhooks(
         provider,
         user: &user,
     };
-    let status = req.url().ok().and_then(|url| {
-        url.query_pairs()
-            .find(|(k, _)| k == "status")
-            .map(|(_, v)| v.into_owned())
-    });
+    // The raw URL string, not `req.url()`: parsing it with the `url` crate would pull
+    // its IDNA tables into the wasm for one query parameter.
+    let status = query_param(&req.inner().url(), "status").map_err(ApiError::BadRequest)?;
     let (failed, pending) = match status.as_deref() {
         None => (true, true),
         Some("failed") => (true, false),
