@@ -50,6 +50,43 @@ pub fn constant_time_eq(presented: &str, expected: &str) -> bool {
     std::hint::black_box(diff) == 0
 }
 
+/// How long an isolate trusts a token it verified against KV without asking again.
+pub const CACHE_TTL_MS: i64 = 10_000;
+/// Entries an isolate keeps at most; past that the cache starts over (simple, bounded).
+pub const CACHE_CAPACITY: usize = 10_000;
+
+/// Tokens this isolate verified recently: KV key (digest, never the token) to user.
+/// Only successes are cached, so a flood of unknown tokens cannot fill it and a new
+/// token works at once. Revocation through this isolate removes the entry at once;
+/// other isolates notice within [`CACHE_TTL_MS`] (on top of KV's own propagation).
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    entries: std::collections::HashMap<String, (String, i64)>,
+}
+
+impl TokenCache {
+    pub fn get(&self, key: &str, now_ms: i64) -> Option<&str> {
+        match self.entries.get(key) {
+            Some((user, expires)) if *expires > now_ms => Some(user),
+            _ => None,
+        }
+    }
+
+    pub fn put(&mut self, key: String, user: String, now_ms: i64) {
+        if self.entries.len() >= CACHE_CAPACITY {
+            self.entries.retain(|_, (_, expires)| *expires > now_ms);
+            if self.entries.len() >= CACHE_CAPACITY {
+                self.entries.clear();
+            }
+        }
+        self.entries.insert(key, (user, now_ms + CACHE_TTL_MS));
+    }
+
+    pub fn remove(&mut self, key: &str) {
+        self.entries.remove(key);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,6 +108,36 @@ mod tests {
             kv_key("abc"),
             "token:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn cached_tokens_expire_after_the_ttl() {
+        let mut cache = TokenCache::default();
+        cache.put(kv_key("t"), "12345".to_owned(), 1_000);
+        assert_eq!(
+            cache.get(&kv_key("t"), 1_000 + CACHE_TTL_MS - 1),
+            Some("12345")
+        );
+        assert_eq!(cache.get(&kv_key("t"), 1_000 + CACHE_TTL_MS), None);
+        assert_eq!(cache.get(&kv_key("other"), 1_000), None);
+    }
+
+    #[test]
+    fn a_revoked_token_leaves_the_cache_at_once() {
+        let mut cache = TokenCache::default();
+        cache.put(kv_key("t"), "12345".to_owned(), 0);
+        cache.remove(&kv_key("t"));
+        assert_eq!(cache.get(&kv_key("t"), 1), None);
+    }
+
+    #[test]
+    fn the_cache_stays_bounded() {
+        let mut cache = TokenCache::default();
+        for i in 0..(CACHE_CAPACITY + 5) {
+            cache.put(format!("k{i}"), "u".to_owned(), 0);
+        }
+        assert!(cache.entries.len() <= CACHE_CAPACITY);
+        assert_eq!(cache.get(&format!("k{}", CACHE_CAPACITY + 4), 0), Some("u"));
     }
 
     #[test]

@@ -80,6 +80,7 @@ pub async fn revoke_token(req: &mut Request, env: &Env) -> Result<Reply, ApiErro
         .delete(&key)
         .await
         .map_err(|e| ApiError::internal(format!("KV delete: {e}")))?;
+    super::auth::forget(&key);
     Ok(Reply::Empty)
 }
 

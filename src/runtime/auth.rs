@@ -4,7 +4,19 @@ use worker::{Env, Request};
 
 use crate::domain::{bearer_token, UserId};
 use crate::errors::ApiError;
-use crate::tokens::{constant_time_eq, kv_key, TokenRecord};
+use crate::tokens::{constant_time_eq, kv_key, TokenCache, TokenRecord};
+
+use super::now_ms;
+
+thread_local! {
+    /// Per-isolate cache of verified tokens (wasm is single-threaded: one per isolate).
+    static VERIFIED: std::cell::RefCell<TokenCache> = std::cell::RefCell::new(TokenCache::default());
+}
+
+/// Forgets a token in this isolate's cache (called when it is revoked here).
+pub fn forget(kv_key: &str) {
+    VERIFIED.with(|cache| cache.borrow_mut().remove(kv_key));
+}
 
 pub const TOKENS_BINDING: &str = "TOKENS";
 const AUTH_LIMITER_BINDING: &str = "AUTH_FAILURES";
@@ -16,7 +28,8 @@ fn authorization(req: &Request) -> Option<String> {
 /// The user a request's bearer token belongs to.
 ///
 /// KV is eventually consistent: a token revoked at one location can still be
-/// accepted at another for up to about 60 s (see the README).
+/// accepted at another for up to about 60 s, and an isolate that verified it keeps
+/// trusting it for up to `CACHE_TTL_MS` more (see the README).
 pub async fn user_of(req: &Request, env: &Env) -> Result<UserId, ApiError> {
     let result = lookup(req, env).await;
     if matches!(result, Err(ApiError::Unauthorized)) {
@@ -28,17 +41,26 @@ pub async fn user_of(req: &Request, env: &Env) -> Result<UserId, ApiError> {
 async fn lookup(req: &Request, env: &Env) -> Result<UserId, ApiError> {
     let header = authorization(req);
     let token = bearer_token(header.as_deref()).ok_or(ApiError::Unauthorized)?;
-    let kv = env
-        .kv(TOKENS_BINDING)
-        .map_err(|e| ApiError::internal(format!("KV binding: {e}")))?;
-    let record: Option<TokenRecord> = kv
-        .get(&kv_key(token))
-        .json()
-        .await
-        .map_err(|e| ApiError::internal(format!("KV get: {e}")))?;
-    let record = record.ok_or(ApiError::Unauthorized)?;
-    UserId::parse(&record.user)
-        .map_err(|_| ApiError::internal("token record names an invalid user"))
+    let key = kv_key(token);
+    let now = now_ms();
+    let cached = VERIFIED.with(|cache| cache.borrow().get(&key, now).map(str::to_owned));
+    let user = match cached {
+        Some(user) => user,
+        None => {
+            let kv = env
+                .kv(TOKENS_BINDING)
+                .map_err(|e| ApiError::internal(format!("KV binding: {e}")))?;
+            let record: Option<TokenRecord> = kv
+                .get(&key)
+                .json()
+                .await
+                .map_err(|e| ApiError::internal(format!("KV get: {e}")))?;
+            let user = record.ok_or(ApiError::Unauthorized)?.user;
+            VERIFIED.with(|cache| cache.borrow_mut().put(key, user.clone(), now));
+            user
+        }
+    };
+    UserId::parse(&user).map_err(|_| ApiError::internal("token record names an invalid user"))
 }
 
 /// Counts a failed authentication against the client address (Workers Rate
