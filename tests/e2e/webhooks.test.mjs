@@ -3,7 +3,7 @@
 // retries per WEBHOOK_RETRY_SCHEDULE, 410, receivers that are down, a restart while a
 // delivery is pending, the failed list, expiry webhooks, and replyUrl validation; plus
 // two consequences for webhooks of other rules: a webhook queued for an account that is
-// then deleted is still delivered (decisions.md), and one completion sends one webhook
+// then deleted is still delivered (README, "Decisions"), and one completion sends one webhook
 // even when the same job id was registered concurrently on two accounts.
 //
 // Three workers, started in parallel:
@@ -344,7 +344,7 @@ describe('webhooks', () => {
     await assertStays(up.requests, 1, 3000);
   });
 
-  test('a webhook already queued is still delivered after its account is deleted (decisions.md)', async () => {
+  test('a webhook already queued is still delivered after its account is deleted (README decision)', async () => {
     const { user } = await setupUser(durable.url, { kling: { [KLING]: 1 } });
     let deleted = false;
     const rcv = await receiver(() => (deleted ? 200 : 503));
