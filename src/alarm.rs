@@ -89,4 +89,65 @@ mod tests {
         let dense: Vec<i64> = (1..=10_000).map(|i| i * 100).collect();
         assert_eq!(count_wakes(&dense), 500);
     }
+
+    /// Replays an hour of one object's alarm with the real planner and retry schedule:
+    /// each wake expires the jobs and attempts the deliveries due by then (all failing,
+    /// so each is retried per the default schedule) and sets the next alarm. Returns the
+    /// number of wakes (= alarms set by the alarm handler).
+    fn simulate_hour(job_deadlines: &[i64], delivery_created: &[i64]) -> usize {
+        use crate::webhook::RetrySchedule;
+        let schedule = RetrySchedule::default();
+        let mut jobs: Vec<i64> = job_deadlines.to_vec();
+        let mut deliveries: Vec<(i64, u32)> = delivery_created.iter().map(|&t| (t, 0)).collect();
+        let mut now = 0;
+        let mut wakes = 0;
+        loop {
+            let earliest_job = jobs.iter().copied().min();
+            let earliest_delivery = deliveries.iter().map(|d| d.0).min();
+            let Some(wake) = plan_wake(earliest_job, earliest_delivery, now) else {
+                break;
+            };
+            if wake > 3_600_000 {
+                break;
+            }
+            now = wake;
+            wakes += 1;
+            jobs.retain(|&deadline| deadline > now);
+            deliveries = deliveries
+                .into_iter()
+                .filter_map(|(due, attempts)| {
+                    if due > now {
+                        return Some((due, attempts));
+                    }
+                    let attempts = attempts + 1;
+                    schedule
+                        .next_attempt_at(attempts, now)
+                        .map(|next| (next, attempts))
+                })
+                .collect();
+        }
+        wakes
+    }
+
+    /// The figures of the closing note: 100 jobs and 100 pending deliveries, one hour.
+    #[test]
+    fn one_hour_of_100_jobs_and_100_failing_deliveries() {
+        // Jobs expiring one every 36 s through the hour; deliveries to a receiver that
+        // is down, all queued in the same second: 100 expiry wakes, and the deliveries'
+        // retries (0, 5, 35, 155, 755, 2555 s) add at most 6 more.
+        let deadlines: Vec<i64> = (0..100).map(|i| 18_000 + i * 36_000 + 123).collect();
+        let burst: Vec<i64> = (0..100).map(|i| 1_000 + i * 7).collect();
+        let together = simulate_hour(&deadlines, &burst);
+        println!("100 expiring jobs + 100 deliveries queued together: {together} wakes");
+        assert!(together <= 106, "{together}");
+        // The same deliveries queued one every 36 s instead: each wakes its own retries
+        // (up to 6 in the hour, fewer for later ones), sharing a 2 s slot only by chance.
+        let spread: Vec<i64> = (0..100).map(|i| 1_000 + i * 36_000).collect();
+        let wakes = simulate_hour(&[], &spread);
+        println!("100 deliveries queued 36 s apart: {wakes} wakes");
+        assert!(wakes <= 600, "{wakes}");
+        // Jobs that do not expire within the hour (the default timeout is 2 h) and
+        // deliveries that succeed at once: one wake per 2 s slot that saw a completion.
+        assert_eq!(simulate_hour(&[], &[]), 0);
+    }
 }
