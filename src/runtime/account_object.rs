@@ -16,7 +16,7 @@
 //! there, and a delivery row changes only after its attempt, keyed by its id; a rerun
 //! after a crash at worst sends an attempt again with the same `webhook-id`.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use futures_util::future::join_all;
 use serde::Deserialize;
@@ -62,9 +62,12 @@ pub struct AccountObject {
     /// The alarm time this instance last set; `None` when unknown (fresh instance) or
     /// none. Saves a storage write when the planned time has not changed.
     scheduled: Cell<Option<i64>>,
+    /// The identity as last read or written; `None` until first read.
+    identity: RefCell<Option<Option<Identity>>>,
 }
 
 /// Who this object is, and its limit: written by `Configure`.
+#[derive(Clone)]
 struct Identity {
     provider: Provider,
     account: String,
@@ -113,6 +116,7 @@ impl DurableObject for AccountObject {
             state,
             settings,
             scheduled: Cell::new(None),
+            identity: RefCell::new(None),
         };
         for statement in SCHEMA {
             if let Err(e) = object.sql().exec(statement, None) {
@@ -171,6 +175,15 @@ impl AccountObject {
                 to_json(&self.snapshot(now)?)
             }
             AccountRequest::Snapshot => {
+                // Lists are the hot path: one query for the jobs, and the expiry work
+                // only when the oldest of them is past the timeout.
+                let snapshot = self.snapshot(now)?;
+                let oldest = snapshot.as_ref().and_then(|s| s.jobs.first());
+                let due =
+                    oldest.is_some_and(|j| j.started_ms + self.settings.job_timeout_ms <= now);
+                if !due {
+                    return Ok(to_json(&snapshot));
+                }
                 if self.expire_due(now)? {
                     self.reschedule(now).await?;
                 }
@@ -196,6 +209,7 @@ impl AccountObject {
                 let existed = self.identity()?.is_some();
                 self.sql().exec("DELETE FROM jobs", None)?;
                 self.sql().exec("DELETE FROM meta", None)?;
+                *self.identity.borrow_mut() = None;
                 // Webhooks already queued are still delivered: the alarm keeps running.
                 self.reschedule(now).await?;
                 to_json(&existed)
@@ -226,10 +240,23 @@ impl AccountObject {
                 vec![text(key), text(value)],
             )?;
         }
+        *self.identity.borrow_mut() = None;
         Ok(())
     }
 
+    /// The object's identity, read from storage once and then kept in memory (it
+    /// changes only through `configure` and `Remove`, which reset the copy). Saves
+    /// a query on every request, lists included.
     fn identity(&self) -> worker::Result<Option<Identity>> {
+        if let Some(known) = self.identity.borrow().as_ref() {
+            return Ok(known.clone());
+        }
+        let loaded = self.load_identity()?;
+        *self.identity.borrow_mut() = Some(loaded.clone());
+        Ok(loaded)
+    }
+
+    fn load_identity(&self) -> worker::Result<Option<Identity>> {
         let rows: Vec<MetaRow> = self
             .sql()
             .exec("SELECT key, value FROM meta", None)?

@@ -83,9 +83,33 @@ function tail(file, lines = 60) {
  * process group (wrangler and its workerd) and waits for it to exit; it is safe to call
  * twice. On a start failure the log tail is printed and the error thrown.
  */
+/**
+ * The project's wrangler.toml without its [build] section and with an absolute `main`,
+ * written into `dir`. Tests run the already-built worker: with a [build] command,
+ * wrangler dev also watches src/ and restarts the worker when anything there is
+ * touched, answering the requests in flight with a 503 of its own ("Your worker
+ * restarted mid-request"). Everything else (bindings, migrations) is the real file's.
+ */
+function testConfig(dir) {
+  const lines = fs.readFileSync(path.join(ROOT, 'wrangler.toml'), 'utf8').split('\n');
+  const out = [];
+  let inBuild = false;
+  for (const line of lines) {
+    const header = line.match(/^\s*\[\[?([^\]]+)\]\]?\s*$/);
+    if (header) inBuild = header[1].trim() === 'build';
+    if (inBuild) continue;
+    const main = line.match(/^main\s*=\s*"([^"]+)"/);
+    out.push(main ? `main = ${JSON.stringify(path.join(ROOT, main[1]))}` : line);
+  }
+  const file = path.join(dir, 'wrangler.toml');
+  fs.writeFileSync(file, out.join('\n'));
+  return file;
+}
+
 export async function startWorker({ vars = {}, adminToken = ADMIN_TOKEN, persistDir } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sched-e2e-'));
   tempDirs.push(dir);
+  const config = testConfig(dir);
   persistDir ??= path.join(dir, 'state');
   fs.mkdirSync(persistDir, { recursive: true });
   const logFile = path.join(dir, 'wrangler.log');
@@ -97,6 +121,7 @@ export async function startWorker({ vars = {}, adminToken = ADMIN_TOKEN, persist
     const inspectorPort = await freePort();
     const args = [
       'dev',
+      '--config', config,
       '--ip', '127.0.0.1',
       '--port', String(port),
       '--inspector-port', String(inspectorPort),
