@@ -92,9 +92,7 @@ fn kv(env: &Env) -> Result<worker::KvStore, ApiError> {
 /// `PUT .../accounts/{account}` `{"maxJobs": 1..50}` -> 200 `{"account","maxJobs"}`.
 pub async fn put_account(
     req: &mut Request,
-    env: &Env,
-    user: &str,
-    provider: Provider,
+    scope: &UserScope<'_>,
     account: &str,
 ) -> Result<Reply, ApiError> {
     #[derive(Deserialize)]
@@ -102,12 +100,6 @@ pub async fn put_account(
     struct Body {
         max_jobs: u32,
     }
-    let user = parse_user(user)?;
-    let scope = UserScope {
-        env,
-        provider,
-        user: &user,
-    };
     let account = scope.parse_account(account)?;
     let body: Body = parse_json(&read_body(req).await?)?;
     if !(1..=50).contains(&body.max_jobs) {
@@ -118,8 +110,8 @@ pub async fn put_account(
     // The object first, the directory second: a failure in between leaves an
     // unlisted object that the next PUT lists, never a listed account without one.
     let configure = AccountRequest::Configure {
-        provider: provider.as_str().to_owned(),
-        user: user.as_str().to_owned(),
+        provider: scope.provider.as_str().to_owned(),
+        user: scope.user.as_str().to_owned(),
         account: account.as_str().to_owned(),
         max_jobs: body.max_jobs,
     };
@@ -145,13 +137,7 @@ pub async fn put_account(
 }
 
 /// `GET .../accounts` -> `[{"account","maxJobs","executing"}]`.
-pub async fn list_accounts(env: &Env, user: &str, provider: Provider) -> Result<Reply, ApiError> {
-    let user = parse_user(user)?;
-    let scope = UserScope {
-        env,
-        provider,
-        user: &user,
-    };
+pub async fn list_accounts(scope: &UserScope<'_>) -> Result<Reply, ApiError> {
     Ok(Reply::Json(
         200,
         shapes::accounts_json(&scope.snapshots().await?),
@@ -159,18 +145,7 @@ pub async fn list_accounts(env: &Env, user: &str, provider: Provider) -> Result<
 }
 
 /// `DELETE .../accounts/{account}` -> 204 (its jobs stop being tracked), 404.
-pub async fn delete_account(
-    env: &Env,
-    user: &str,
-    provider: Provider,
-    account: &str,
-) -> Result<Reply, ApiError> {
-    let user = parse_user(user)?;
-    let scope = UserScope {
-        env,
-        provider,
-        user: &user,
-    };
+pub async fn delete_account(scope: &UserScope<'_>, account: &str) -> Result<Reply, ApiError> {
     let account = scope.parse_account(account)?;
     // Unlist first so no new job is routed there, then clear the object.
     let listed: bool = scope
@@ -194,24 +169,16 @@ pub async fn delete_account(
 /// on two accounts at once.
 pub async fn register_job(
     req: &mut Request,
-    env: &Env,
-    user: &str,
-    provider: Provider,
+    scope: &UserScope<'_>,
     now_ms: i64,
 ) -> Result<Reply, ApiError> {
-    let user = parse_user(user)?;
-    let scope = UserScope {
-        env,
-        provider,
-        user: &user,
-    };
     let body = String::from_utf8(read_body(req).await?)
         .map_err(|_| ApiError::BadRequest("request body must be UTF-8 JSON".to_owned()))?;
     // Refuse malformed bodies here, without a Durable Object round trip.
-    parse_registration(provider, body.as_bytes(), now_ms)?;
+    parse_registration(scope.provider, body.as_bytes(), now_ms)?;
     let request = DirectoryRequest::Register {
-        provider: provider.as_str().to_owned(),
-        user: user.as_str().to_owned(),
+        provider: scope.provider.as_str().to_owned(),
+        user: scope.user.as_str().to_owned(),
         body,
         now_ms,
     };
@@ -221,7 +188,7 @@ pub async fn register_job(
             return Err(ApiError::from_status(status, message))
         }
     };
-    let body = match provider {
+    let body = match scope.provider {
         Provider::Kling => to_json(&Registered {
             job: shapes::kling_job(&account, &job, now_ms),
             account,
@@ -239,19 +206,11 @@ pub async fn register_job(
 /// sends no second webhook.
 pub async fn complete_job(
     req: &mut Request,
-    env: &Env,
-    user: &str,
-    provider: Provider,
+    scope: &UserScope<'_>,
     raw_id: &str,
 ) -> Result<Reply, ApiError> {
-    let user = parse_user(user)?;
-    let scope = UserScope {
-        env,
-        provider,
-        user: &user,
-    };
     let not_found = || ApiError::NotFound(format!("Unable to locate running job {raw_id}"));
-    let id = JobId::parse_for(provider, raw_id).map_err(|_| not_found())?;
+    let id = JobId::parse_for(scope.provider, raw_id).map_err(|_| not_found())?;
     let completion = parse_completion(&read_body(req).await?)?;
     let names = scope.account_names().await?;
     let request = AccountRequest::Complete {
@@ -269,7 +228,7 @@ pub async fn complete_job(
         });
     let (account, webhook_id) = found.ok_or_else(not_found)?;
     let mut body = serde_json::Map::new();
-    match provider {
+    match scope.provider {
         Provider::Kling => body.insert("id".into(), id.as_str().parse::<u64>().unwrap_or(0).into()),
         Provider::Dreamina => body.insert("jobid".into(), id.as_str().into()),
     };
@@ -282,18 +241,7 @@ pub async fn complete_job(
 }
 
 /// `GET .../webhooks?status=failed|pending`: undelivered webhooks of every account.
-pub async fn list_webhooks(
-    req: &Request,
-    env: &Env,
-    user: &str,
-    provider: Provider,
-) -> Result<Reply, ApiError> {
-    let user = parse_user(user)?;
-    let scope = UserScope {
-        env,
-        provider,
-        user: &user,
-    };
+pub async fn list_webhooks(req: &Request, scope: &UserScope<'_>) -> Result<Reply, ApiError> {
     // The raw URL string, not `req.url()`: parsing it with the `url` crate would pull
     // its IDNA tables into the wasm for one query parameter.
     let status = query_param(&req.inner().url(), "status").map_err(ApiError::BadRequest)?;

@@ -14,10 +14,12 @@ mod registration;
 
 use worker::{event, Context, Env, Request, Response};
 
+use crate::domain::UserId;
 use crate::errors::{ApiError, ErrorStyle};
 use crate::routes::{match_route, style_for, Route};
 
 use http::{error_response, preflight, reply, Audience, Reply};
+use objects::UserScope;
 
 /// The OpenAPI document (`openapi.yaml`, turned into JSON by build.rs).
 const OPENAPI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
@@ -105,31 +107,31 @@ fn public_reply(
 }
 
 async fn operator(route: Route, req: &mut Request, env: &Env, now: i64) -> Result<Reply, ApiError> {
-    match route {
-        Route::IssueToken => admin::issue_token(req, env).await,
-        Route::RevokeToken => admin::revoke_token(req, env).await,
-        Route::PutAccount {
-            user,
-            provider,
-            account,
-        } => admin::put_account(req, env, &user, provider, &account).await,
-        Route::ListAccounts { user, provider } => admin::list_accounts(env, &user, provider).await,
-        Route::DeleteAccount {
-            user,
-            provider,
-            account,
-        } => admin::delete_account(env, &user, provider, &account).await,
-        Route::RegisterJob { user, provider } => {
-            admin::register_job(req, env, &user, provider, now).await
-        }
-        Route::CompleteJob {
-            user,
-            provider,
-            job,
-        } => admin::complete_job(req, env, &user, provider, &job).await,
-        Route::ListWebhooks { user, provider } => {
-            admin::list_webhooks(req, env, &user, provider).await
-        }
+    let (user, provider) = match &route {
+        Route::IssueToken => return admin::issue_token(req, env).await,
+        Route::RevokeToken => return admin::revoke_token(req, env).await,
+        Route::PutAccount { user, provider, .. }
+        | Route::ListAccounts { user, provider }
+        | Route::DeleteAccount { user, provider, .. }
+        | Route::RegisterJob { user, provider }
+        | Route::CompleteJob { user, provider, .. }
+        | Route::ListWebhooks { user, provider } => (user, *provider),
+        _ => return Err(ApiError::not_found()),
+    };
+    // Every per-user operator route works on one user's accounts of one provider.
+    let user = UserId::parse(user).map_err(ApiError::BadRequest)?;
+    let scope = UserScope {
+        env,
+        provider,
+        user: &user,
+    };
+    match &route {
+        Route::PutAccount { account, .. } => admin::put_account(req, &scope, account).await,
+        Route::ListAccounts { .. } => admin::list_accounts(&scope).await,
+        Route::DeleteAccount { account, .. } => admin::delete_account(&scope, account).await,
+        Route::RegisterJob { .. } => admin::register_job(req, &scope, now).await,
+        Route::CompleteJob { job, .. } => admin::complete_job(req, &scope, job).await,
+        Route::ListWebhooks { .. } => admin::list_webhooks(req, &scope).await,
         _ => Err(ApiError::not_found()),
     }
 }
