@@ -106,6 +106,30 @@ function testConfig(dir) {
   return file;
 }
 
+/** The log written since byte `from` (one start attempt's part of the file). */
+function logSince(logFile, from) {
+  try {
+    return fs.readFileSync(logFile).subarray(from).toString('utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** Whether this attempt's wrangler could not bind its port. */
+function bindFailed(logFile, from) {
+  return /address already in use|EADDRINUSE/i.test(logSince(logFile, from));
+}
+
+/** Whether the request for `nonce` reached this worker: its access line is in our log. */
+async function answeredByThisWorker(logFile, from, nonce) {
+  for (let i = 0; i < 40; i++) {
+    if (logSince(logFile, from).includes(nonce)) return true;
+    if (bindFailed(logFile, from)) return false;
+    await sleep(50);
+  }
+  return false;
+}
+
 export async function startWorker({ vars = {}, adminToken = ADMIN_TOKEN, persistDir } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sched-e2e-'));
   tempDirs.push(dir);
@@ -116,7 +140,7 @@ export async function startWorker({ vars = {}, adminToken = ADMIN_TOKEN, persist
 
   let lastError;
   // A port picked by freePort() can be taken by a parallel test in between: retry.
-  for (let attempt = 1; attempt <= 3; attempt++) {
+  for (let attempt = 1; attempt <= 5; attempt++) {
     const port = await freePort();
     const inspectorPort = await freePort();
     const args = [
@@ -132,6 +156,7 @@ export async function startWorker({ vars = {}, adminToken = ADMIN_TOKEN, persist
     if (adminToken !== null) allVars.ADMIN_TOKEN = adminToken;
     for (const [k, v] of Object.entries(allVars)) args.push('--var', `${k}:${v}`);
 
+    const logStart = fs.existsSync(logFile) ? fs.statSync(logFile).size : 0;
     const log = fs.openSync(logFile, 'a');
     fs.writeSync(log, `\n### attempt ${attempt}: wrangler ${args.join(' ')}\n`);
     const child = spawn(WRANGLER, args, {
@@ -186,17 +211,21 @@ export async function startWorker({ vars = {}, adminToken = ADMIN_TOKEN, persist
       }
     };
 
-    // Ready once any HTTP answer comes back from the worker.
+    // Ready once THIS worker answers: any HTTP answer is not enough, because when the
+    // port was taken between freePort() and the bind, another test's server answers
+    // on it. The probe carries a nonce that must then show up in this worker's own log.
     const deadline = Date.now() + START_TIMEOUT_MS;
     let ready = false;
     while (Date.now() < deadline && !exited) {
+      const nonce = `__e2e_ready_${process.pid}_${attempt}_${Math.random().toString(36).slice(2)}`;
       try {
-        const res = await fetch(`${url}/__e2e_ready`, { signal: AbortSignal.timeout(5000) });
+        const res = await fetch(`${url}/${nonce}`, { signal: AbortSignal.timeout(5000) });
         await res.arrayBuffer();
-        ready = true;
-        break;
+        ready = await answeredByThisWorker(logFile, logStart, nonce);
+        if (ready || bindFailed(logFile, logStart)) break;
       } catch (err) {
         lastError = err;
+        if (bindFailed(logFile, logStart)) break;
         await sleep(250);
       }
     }
@@ -217,9 +246,7 @@ export async function startWorker({ vars = {}, adminToken = ADMIN_TOKEN, persist
         ? `wrangler dev exited (${exitCode}) before answering on ${url}`
         : `wrangler dev did not answer on ${url} within ${START_TIMEOUT_MS} ms`,
     );
-    const logText = tail(logFile);
-    const portTaken = /address already in use|EADDRINUSE/i.test(logText);
-    if (!portTaken) break;
+    if (!bindFailed(logFile, logStart)) break;
   }
   console.error(`--- wrangler log tail (${logFile}) ---\n${tail(logFile)}\n---`);
   throw lastError;
