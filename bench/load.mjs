@@ -430,7 +430,19 @@ async function bench(args) {
     bodyBytes: sizes.kling_list_10,
     op: () => expect(ceiling.http.request("GET", "/"), 200, "ceiling").then(() => 1),
   });
+  // The fan-out ceiling: N minimal Durable Objects asked in parallel, the floor of a
+  // list over N accounts (bench/ceiling/src/lib.rs). Same weights as the lists.
+  const fanoutScenario = (n) => ({
+    id: `fanout_${n}`,
+    label: `fan-out ceiling: ${n} minimal object${n === 1 ? "" : "s"} in parallel`,
+    kind: "fanout",
+    accounts: n,
+    bodyBytes: sizes.kling_list_1 * n + n + 1,
+    weight: n >= 50 ? 0.25 : n >= 10 ? 0.5 : 1,
+    op: () => expect(ceiling.http.request("GET", `/fanout/${n}`), 200, `fanout ${n}`).then(() => 1),
+  });
   results.push(await runScenario(ceiling, ceilingScenario("")));
+  for (const n of SCALE) results.push(await runScenario(ceiling, fanoutScenario(n)));
   for (const s of scenarios) results.push(await runScenario(main, s));
   results.push(await runScenario(ceiling, ceilingScenario("_again")));
 

@@ -54,6 +54,19 @@ for (const provider of ["kling", "dreamina"]) {
   };
 }
 
+// The fan-out ceiling: N minimal objects asked in parallel (bench/ceiling), the floor of
+// any list that asks every account object, as the contract requires.
+const fanout = [1, 10, 50]
+  .map((n) => byId[`fanout_${n}`])
+  .filter(Boolean)
+  .map((r) => ({ accounts: r.accounts, p50: r.p50, p99: r.p99, cpu: r.workerdCpuMsPerOp, throughput: r.throughput }));
+const fanoutFit = fit(fanout.map((p) => [p.accounts, p.cpu]));
+const fanoutScale = {
+  points: fanout,
+  cpuPerObjectMs: fanoutFit.slope,
+  growth1to50: fanout.length === 3 ? fanout[2].p50 / fanout[0].p50 : NaN,
+};
+
 // Where the CPU of a list goes, from differences between scenarios (workerd CPU ms per
 // request; every term carries the noise of two measurements).
 const cpu = (id) => byId[id]?.workerdCpuMsPerOp;
@@ -149,6 +162,35 @@ for (const provider of ["kling", "dreamina"]) {
 }
 out(`- plot: [scale.svg](scale.svg)`);
 out();
+if (fanout.length) {
+  out(`## Against the fan-out ceiling (N minimal Durable Objects asked in parallel)`);
+  out();
+  out(
+    `The contract builds a list by asking every account object, so no list can be cheaper than N Durable Object round trips. ` +
+      `The fan-out ceiling (bench/ceiling, \`GET /fanout/N\`) does exactly that and nothing else: N bodiless GETs to objects that answer ` +
+      `a fixed body of one account's size, joined into one array. Ratios: the list's throughput as a fraction of the fan-out ceiling's, its CPU and p50 as multiples.`,
+  );
+  out();
+  out(`| accounts | fan-out req/s | fan-out p50 ms | fan-out CPU ms/req | Kling list req/s | Kling ÷ fan-out req/s | Kling ÷ fan-out CPU | Dreamina ÷ fan-out req/s | Dreamina ÷ fan-out CPU |`);
+  out(`| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`);
+  for (const p of fanout) {
+    const k = byId[`kling_list_${p.accounts}`];
+    const d = byId[`dreamina_list_${p.accounts}`];
+    out(
+      `| ${p.accounts} | ${f(p.throughput, 0)} | ${f(p.p50)} | ${f(p.cpu)} | ${f(k?.throughput, 0)} | ${f(k?.throughput / p.throughput, 2)} | ${f(k?.workerdCpuMsPerOp / p.cpu, 2)} | ${f(d?.throughput / p.throughput, 2)} | ${f(d?.workerdCpuMsPerOp / p.cpu, 2)} |`,
+    );
+  }
+  out();
+  out(
+    `- fan-out ceiling: about ${f(fanoutScale.cpuPerObjectMs, 3)} ms workerd CPU per extra object (least squares), p50 x${f(fanoutScale.growth1to50, 1)} from 1 to 50 objects; ` +
+      `the scheduler's list: ${f(scale.kling.cpuPerAccountMs, 3)} ms (Kling), ${f(scale.dreamina.cpuPerAccountMs, 3)} ms (Dreamina) per extra account.`,
+  );
+  out(
+    `- Locally every object runs in the one workerd process on one thread, so the "parallel" round trips queue for the same CPU and latency grows with N even for the ceiling; ` +
+      `on Cloudflare each object runs where it lives and the round trips overlap.`,
+  );
+  out();
+}
 out(`## Where the CPU of a list goes (differences of the rows above, workerd CPU ms per request)`);
 out();
 out(`| part | CPU ms | from |`);
@@ -167,7 +209,7 @@ const markdown = lines.join("\n");
 writeFileSync(path.join(outDir, "latest.md"), markdown + "\n");
 writeFileSync(
   path.join(outDir, "latest.json"),
-  JSON.stringify({ ...meta, settings: run.settings, seed: run.seed, ceiling, scale, profile, results: run.results }, null, 2) + "\n",
+  JSON.stringify({ ...meta, settings: run.settings, seed: run.seed, ceiling, fanoutCeiling: fanoutScale, scale, profile, results: run.results }, null, 2) + "\n",
 );
 writeFileSync(path.join(outDir, "scale.svg"), svg());
 process.stdout.write(markdown + "\n");
@@ -177,7 +219,7 @@ process.stdout.write(markdown + "\n");
 function svg() {
   const W = 920, H = 430, T = 62, B = 78, gap = 70, L = 62, Rm = 20;
   const pw = (W - L - Rm - gap) / 2, ph = H - T - B;
-  const colors = { kling: "#1f77b4", dreamina: "#d62728" };
+  const colors = { kling: "#1f77b4", dreamina: "#d62728", "fan-out ceiling": "#7f7f7f" };
   const esc = (s) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;");
   const parts = [];
   parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
@@ -195,6 +237,9 @@ function svg() {
       color: colors[provider],
       pts: scale[provider].points.map((p) => [p.accounts, p[panel.key]]),
     }));
+    if (fanout.length) {
+      series.push({ name: "fan-out ceiling", color: colors["fan-out ceiling"], pts: fanout.map((p) => [p.accounts, p[panel.key]]) });
+    }
     const yMaxRaw = Math.max(panel.ceilingValue, ...series.flatMap((s) => s.pts.map((p) => p[1])));
     const step = niceStep(yMaxRaw / 5);
     const yMax = Math.ceil(yMaxRaw / step) * step;
@@ -221,18 +266,19 @@ function svg() {
         parts.push(`<circle cx="${x(p[0]).toFixed(1)}" cy="${y(p[1]).toFixed(1)}" r="3.5" fill="${s.color}"><title>${esc(s.name)}: ${p[0]} accounts, ${p[1].toFixed(2)} ms</title></circle>`);
       }
       const last = s.pts[s.pts.length - 1];
-      parts.push(`<text x="${(x(last[0]) - 6).toFixed(1)}" y="${(y(last[1]) + (s.name === "kling" ? -8 : 16)).toFixed(1)}" text-anchor="end" fill="${s.color}">${esc(s.name)} ${last[1].toFixed(1)}</text>`);
+      parts.push(`<text x="${(x(last[0]) - 6).toFixed(1)}" y="${(y(last[1]) + (s.name === "dreamina" ? 16 : -8)).toFixed(1)}" text-anchor="end" fill="${s.color}">${esc(s.name)} ${last[1].toFixed(1)}</text>`);
     }
   });
   // legend
   const ly = H - 14;
-  ["kling", "dreamina"].forEach((provider, i) => {
-    const lx = L + i * 130;
+  const legend = fanout.length ? ["kling", "dreamina", "fan-out ceiling"] : ["kling", "dreamina"];
+  legend.forEach((provider, i) => {
+    const lx = L + i * 110;
     parts.push(`<line x1="${lx}" y1="${ly - 4}" x2="${lx + 28}" y2="${ly - 4}" stroke="${colors[provider]}" stroke-width="2"/>`);
     parts.push(`<text x="${lx + 34}" y="${ly}">${provider}</text>`);
   });
-  parts.push(`<line x1="${L + 260}" y1="${ly - 4}" x2="${L + 288}" y2="${ly - 4}" stroke="#2ca02c" stroke-dasharray="4,3"/>`);
-  parts.push(`<text x="${L + 294}" y="${ly}">ceiling (fixed body of the 10-account Kling list's size)</text>`);
+  parts.push(`<line x1="${L + 360}" y1="${ly - 4}" x2="${L + 388}" y2="${ly - 4}" stroke="#2ca02c" stroke-dasharray="4,3"/>`);
+  parts.push(`<text x="${L + 394}" y="${ly}">ceiling (fixed body of the 10-account Kling list's size)</text>`);
   parts.push(`</svg>`);
   return parts.join("\n") + "\n";
 }

@@ -148,8 +148,10 @@ MAIN_SPEC="$SERVE_SPEC"
 log "seeding"
 timeout 300 node bench/load.mjs seed --url "${MAIN_SPEC%%,*}" --out "$TMP/seed.json"
 body_bytes="$(node -e 'console.log(require(process.argv[1]).sizes.kling_list_10)' "$ROOT/$TMP/seed.json")"
+# One account's share of a list: the fan-out ceiling's objects answer this many bytes.
+slice_bytes="$(node -e 'console.log(require(process.argv[1]).sizes.kling_list_1)' "$ROOT/$TMP/seed.json")"
 
-start_serve ceiling "$TMP/ceiling.ready.json" --ceiling --script bench/ceiling/build/index.js --var "BODY_BYTES=$body_bytes"
+start_serve ceiling "$TMP/ceiling.ready.json" --ceiling --script bench/ceiling/build/index.js --var "BODY_BYTES=$body_bytes" --var "SLICE_BYTES=$slice_bytes"
 CEILING_SPEC="$SERVE_SPEC"
 
 log "measuring (${BENCH_REQUESTS:-3000} requests x weight per scenario, concurrency ${BENCH_CONCURRENCY:-8})"

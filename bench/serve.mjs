@@ -93,7 +93,11 @@ const worker = {
   compatibilityDate: "2026-04-01",
   bindings: args.vars,
 };
-if (!args.ceiling) {
+if (args.ceiling) {
+  // The fan-out ceiling's minimal objects (bench/ceiling/src/lib.rs), SQLite-backed like
+  // the scheduler's account objects, though they never touch storage.
+  worker.durableObjects = { SLICES: { className: "Slice", useSQLite: true } };
+} else {
   Object.assign(worker, {
     kvNamespaces: ["TOKENS"],
     durableObjects: {
