@@ -37,6 +37,7 @@ use crate::shapes::{to_json, AccountSnapshot};
 use crate::time::format_iso_millis;
 use crate::webhook::{dreamina_payload, judge, kling_payload, Ending, Outcome};
 
+use super::objects::read_request;
 use super::{delivery, now_ms, random_hex, string_var};
 
 /// Deliveries attempted per alarm run, in parallel; more wait for the next run.
@@ -64,6 +65,16 @@ pub struct AccountObject {
     scheduled: Cell<Option<i64>>,
     /// The identity as last read or written; `None` until first read.
     identity: RefCell<Option<Option<Identity>>>,
+    /// The last snapshot reply, kept until the next write. Lists are the hot path and
+    /// the jobs change only through this instance (one object, one writer), so a
+    /// repeated list skips the query and the encoding.
+    listing: RefCell<Option<Listing>>,
+}
+
+/// A snapshot reply as sent, and when its oldest job started (to see when it is due).
+struct Listing {
+    json: String,
+    oldest_started_ms: Option<i64>,
 }
 
 /// Who this object is, and its limit: written by `Configure`.
@@ -117,6 +128,7 @@ impl DurableObject for AccountObject {
             settings,
             scheduled: Cell::new(None),
             identity: RefCell::new(None),
+            listing: RefCell::new(None),
         };
         for statement in SCHEMA {
             if let Err(e) = object.sql().exec(statement, None) {
@@ -127,10 +139,9 @@ impl DurableObject for AccountObject {
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
-        let text = req.text().await?;
-        let request: AccountRequest = match serde_json::from_str(&text) {
+        let request: AccountRequest = match read_request(&mut req).await {
             Ok(request) => request,
-            Err(e) => return Response::error(format!("bad account request: {e}"), 400),
+            Err(e) => return Response::error(format!("account object: {e}"), 400),
         };
         Response::ok(self.handle(request).await?)
     }
@@ -164,6 +175,14 @@ impl AccountObject {
 
     async fn handle(&self, request: AccountRequest) -> worker::Result<String> {
         let now = now_ms();
+        if !matches!(
+            request,
+            AccountRequest::Snapshot | AccountRequest::Webhooks { .. }
+        ) {
+            // Every other request may write the jobs: the cached listing goes first,
+            // before any write (no await in between, so no list can see it stale).
+            self.listing.take();
+        }
         let reply = match request {
             AccountRequest::Configure {
                 provider,
@@ -174,21 +193,7 @@ impl AccountObject {
                 self.configure(&provider, &user, &account, max_jobs)?;
                 to_json(&self.snapshot(now)?)
             }
-            AccountRequest::Snapshot => {
-                // Lists are the hot path: one query for the jobs, and the expiry work
-                // only when the oldest of them is past the timeout.
-                let snapshot = self.snapshot(now)?;
-                let oldest = snapshot.as_ref().and_then(|s| s.jobs.first());
-                let due =
-                    oldest.is_some_and(|j| j.started_ms + self.settings.job_timeout_ms <= now);
-                if !due {
-                    return Ok(to_json(&snapshot));
-                }
-                if self.expire_due(now)? {
-                    self.reschedule(now).await?;
-                }
-                to_json(&self.snapshot(now)?)
-            }
+            AccountRequest::Snapshot => self.listing(now).await?,
             AccountRequest::Admit { job } => {
                 let reply = self.admit(job, now)?;
                 self.reschedule(now).await?;
@@ -219,6 +224,36 @@ impl AccountObject {
             }
         };
         Ok(reply)
+    }
+
+    /// The snapshot reply. Lists are the hot path: the cached reply while no job in
+    /// it is due to expire; otherwise expire what is due, then one query.
+    async fn listing(&self, now: i64) -> worker::Result<String> {
+        let timeout = self.settings.job_timeout_ms;
+        let is_due = |oldest: Option<i64>| oldest.is_some_and(|s| s + timeout <= now);
+        if let Some(listing) = self.listing.borrow().as_ref() {
+            if !is_due(listing.oldest_started_ms) {
+                return Ok(listing.json.clone());
+            }
+        }
+        let mut snapshot = self.snapshot(now)?;
+        let oldest = |s: &Option<AccountSnapshot>| {
+            s.as_ref()
+                .and_then(|s| s.jobs.first())
+                .map(|j| j.started_ms)
+        };
+        if is_due(oldest(&snapshot)) {
+            if self.expire_due(now)? {
+                self.reschedule(now).await?;
+            }
+            snapshot = self.snapshot(now)?;
+        }
+        let json = to_json(&snapshot);
+        *self.listing.borrow_mut() = Some(Listing {
+            json: json.clone(),
+            oldest_started_ms: oldest(&snapshot),
+        });
+        Ok(json)
     }
 
     fn configure(
@@ -386,6 +421,9 @@ impl AccountObject {
             .exec(&query, vec![int(now - timeout)])?
             .to_array()?;
         let mut queued = false;
+        if !expired.is_empty() {
+            self.listing.take();
+        }
         for job in expired {
             self.sql()
                 .exec("DELETE FROM jobs WHERE id = ?", vec![text(&job.id)])?;

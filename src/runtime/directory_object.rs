@@ -15,7 +15,7 @@ use crate::domain::{Provider, UserId};
 use crate::errors::ApiError;
 use crate::protocol::{DirectoryRequest, RegisterReply};
 
-use super::objects::UserScope;
+use super::objects::{read_request, UserScope};
 use super::registration::{register, Turnstile};
 
 #[durable_object]
@@ -42,10 +42,9 @@ impl DurableObject for UserDirectory {
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
-        let text = req.text().await?;
-        let request: DirectoryRequest = match serde_json::from_str(&text) {
+        let request: DirectoryRequest = match read_request(&mut req).await {
             Ok(request) => request,
-            Err(e) => return Response::error(format!("bad directory request: {e}"), 400),
+            Err(e) => return Response::error(format!("directory object: {e}"), 400),
         };
         let reply = match request {
             DirectoryRequest::List => serde_json::to_string(&self.names(true)?),

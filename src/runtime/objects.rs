@@ -3,14 +3,14 @@
 
 use futures_util::future::join_all;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 use wasm_bindgen::JsValue;
 use worker::{Env, Method, Request, RequestInit};
 
 use crate::domain::{AccountName, Provider, UserId};
 use crate::errors::ApiError;
 use crate::protocol::{
-    account_object_name, directory_object_name, AccountRequest, DirectoryRequest, MaybeSnapshot,
+    account_object_name, directory_object_name, request_from_path, AccountRequest,
+    DirectoryRequest, MaybeSnapshot, ObjectRequest,
 };
 use crate::shapes::AccountSnapshot;
 
@@ -74,17 +74,31 @@ impl UserScope<'_> {
     }
 }
 
-/// One round trip to a Durable Object: POST the JSON request, read the JSON reply.
-pub async fn call<Req: Serialize, Rep: DeserializeOwned>(
+/// One round trip to a Durable Object: POST the JSON request (or `GET /<op>` for a
+/// request that is its op alone), read the JSON reply.
+pub async fn call<Req: ObjectRequest, Rep: DeserializeOwned>(
     env: &Env,
     binding: &str,
     object_name: &str,
     request: &Req,
 ) -> Result<Rep, ApiError> {
-    let body = serde_json::to_string(request)
-        .map_err(|e| ApiError::internal(format!("{binding} encode: {e}")))?;
-    let reply = round_trip(env, binding, object_name, body).await?;
+    let message = match request.bodiless_op() {
+        Some(op) => Message::Get(op),
+        None => Message::Post(
+            serde_json::to_string(request)
+                .map_err(|e| ApiError::internal(format!("{binding} encode: {e}")))?,
+        ),
+    };
+    let reply = round_trip(env, binding, object_name, message).await?;
     serde_json::from_str(&reply).map_err(|e| ApiError::internal(format!("{binding} decode: {e}")))
+}
+
+/// A request as it goes on the wire.
+enum Message {
+    /// `GET /<op>`, no body.
+    Get(&'static str),
+    /// `POST /` with the JSON request as the body.
+    Post(String),
 }
 
 /// The untyped part of [`call`], kept out of the generic function so the async
@@ -93,7 +107,7 @@ async fn round_trip(
     env: &Env,
     binding: &str,
     object_name: &str,
-    body: String,
+    message: Message,
 ) -> Result<String, ApiError> {
     let internal = |what: &str, e: &dyn std::fmt::Display| {
         ApiError::internal(format!("{binding} {what}: {e}"))
@@ -105,10 +119,15 @@ async fn round_trip(
         .get_by_name(object_name)
         .map_err(|e| internal("stub", &e))?;
     let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_body(Some(JsValue::from_str(&body)));
-    let req = Request::new_with_init("https://object.internal/", &init)
-        .map_err(|e| internal("request", &e))?;
+    let url = match &message {
+        Message::Get(op) => format!("https://object.internal/{op}"),
+        Message::Post(body) => {
+            init.with_method(Method::Post)
+                .with_body(Some(JsValue::from_str(body)));
+            "https://object.internal/".to_owned()
+        }
+    };
+    let req = Request::new_with_init(&url, &init).map_err(|e| internal("request", &e))?;
     let mut response = stub
         .fetch_with_request(req)
         .await
@@ -121,4 +140,18 @@ async fn round_trip(
         )));
     }
     Ok(text)
+}
+
+/// The object side of [`call`]: the request a worker sent, from `GET /<op>` or from a
+/// POSTed JSON body. `Err` says what was wrong (the object answers it with a 400).
+pub async fn read_request<Req: DeserializeOwned>(req: &mut Request) -> Result<Req, String> {
+    let text = if req.method() == Method::Get {
+        let path = req.path();
+        request_from_path(&path).ok_or_else(|| format!("bad request path {path}"))?
+    } else {
+        req.text()
+            .await
+            .map_err(|e| format!("unreadable body: {e}"))?
+    };
+    serde_json::from_str(&text).map_err(|e| format!("bad request: {e}"))
 }
