@@ -37,6 +37,36 @@ export async function freePort() {
   return port;
 }
 
+/**
+ * A free port for a receiver that is down now and comes up later on the same port.
+ * freePort() picks from the kernel's ephemeral range, where every parallel test's
+ * listen(0) (wrangler, workerd, receivers) and every outgoing connection also draw: in
+ * the seconds a port stays unbound, any of them could take it. This one is picked at
+ * random below that range, where nothing here binds unless it asks for that number.
+ */
+export async function downPort() {
+  let low = 32768;
+  try {
+    low = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || low;
+  } catch {
+    /* not Linux: keep the usual bound */
+  }
+  const floor = 10_000;
+  for (let i = 0; i < 50; i++) {
+    const port = floor + Math.floor(Math.random() * Math.max(1, low - floor));
+    const srv = net.createServer();
+    const ok = await new Promise((resolve) => {
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => resolve(true));
+    });
+    if (ok) {
+      await new Promise((r) => srv.close(r));
+      return port;
+    }
+  }
+  throw new Error('no free port below the ephemeral range');
+}
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export { sleep };
 

@@ -21,7 +21,7 @@ import {
   admin,
   assertCodeError,
   completeJob,
-  freePort,
+  downPort,
   isoAgo,
   mustRegister,
   pub,
@@ -311,7 +311,7 @@ describe('webhooks', () => {
 
   test('receiver down (port closed), then up on the same port: delivered once it is up', async () => {
     const { user } = await setupUser(durable.url, { kling: { [KLING]: 1 } });
-    const port = await freePort();
+    const port = await downPort();
     const replyUrl = `http://127.0.0.1:${port}/down-then-up`;
     await mustRegister(durable.url, user, 'kling', { id: 301, replyUrl, replyRef: 'r301' });
     const c = await completeJob(durable.url, user, 'kling', 301, { status: 'completed' });
@@ -363,7 +363,7 @@ describe('webhooks', () => {
 
   test('restart while pending: the stored delivery (and its alarm) survive, delivered after the restart', async () => {
     const { user } = await setupUser(durable.url, { dreamina: { [DREAMINA]: 1 } });
-    const port = await freePort();
+    const port = await downPort();
     const replyUrl = `http://127.0.0.1:${port}/after-restart`;
     const job = await mustRegister(durable.url, user, 'dreamina', { submitId: 's-r', model: 'm-r', replyUrl });
     const c = await completeJob(durable.url, user, 'dreamina', job.jobid, { status: 'completed', result: { n: 1 } });
