@@ -2,10 +2,10 @@
 # Schema-driven fuzzing of the running worker with schemathesis (PyPI), against the
 # hand-written openapi.yaml. Exits non-zero on any finding.
 #
-#   1. installs schemathesis (pinned, with its dependencies: scripts/fuzz-requirements.txt)
+#   1. installs schemathesis (pinned, with its dependencies: tests/fuzz/fuzz-requirements.txt)
 #      into a project-local venv, .venv-fuzz/ (idempotent: skipped once installed)
 #   2. builds the worker unless SKIP_WASM_BUILD=1 and a build exists (scripts/build.sh)
-#   3. starts it under wrangler dev through the e2e harness (scripts/fuzz-worker.mjs: fresh
+#   3. starts it under wrangler dev through the e2e support (tests/fuzz/fuzz-worker.mjs: fresh
 #      --persist-to temp dir, ADMIN_TOKEN set), issues an API token for user 12345 and
 #      configures Kling a@x.com, b@x.com and Dreamina US:a@x.com, US:b@x.com for it
 #   4. runs `schemathesis run` on every operation: examples, coverage and fuzzing phases,
@@ -23,7 +23,7 @@
 #                          CPython 3.11 ast.parse thread-safety bug inside hypothesis:
 #                          "AST constructor recursion depth mismatch")
 #
-# Every request carries its own `cf-connecting-ip` (scripts/fuzz_hooks.py): the worker
+# Every request carries its own `cf-connecting-ip` (tests/fuzz/fuzz_hooks.py): the worker
 # throttles failed authentications per client address (429 after 30 a minute), and the
 # fuzzer's deliberate no-auth probes would otherwise trip it and be judged as "auth not
 # enforced". The 429 itself is covered by tests/e2e/openapi.test.mjs.
@@ -41,9 +41,9 @@ WORKERS="${FUZZ_WORKERS:-1}"
 log() { printf '[fuzz] %s\n' "$*"; }
 
 # 1. schemathesis in .venv-fuzz (Python >= 3.10), every package pinned by
-#    scripts/fuzz-requirements.txt; a stamp of that file's digest makes this a no-op
+#    tests/fuzz/fuzz-requirements.txt; a stamp of that file's digest makes this a no-op
 #    once installed.
-REQS="scripts/fuzz-requirements.txt"
+REQS="tests/fuzz/fuzz-requirements.txt"
 want="$(sha256sum "$REQS" | awk '{print $1}')"
 have="$(cat "$VENV/.requirements.sha256" 2>/dev/null || true)"
 if [[ "$want" == "$have" && -x "$VENV/bin/schemathesis" ]]; then
@@ -70,7 +70,7 @@ else
   echo "$want" >"$VENV/.requirements.sha256"
 fi
 
-# 2. The wasm build (wrangler dev reuses it: the harness sets SKIP_WASM_BUILD=1).
+# 2. The wasm build (wrangler dev reuses it: tests/support/server.mjs sets SKIP_WASM_BUILD=1).
 if [[ "${SKIP_WASM_BUILD:-}" == "1" && -f build/worker/shim.mjs ]]; then
   log "reusing the existing build (SKIP_WASM_BUILD=1)"
 else
@@ -91,7 +91,7 @@ trap cleanup EXIT
 
 # 3. The worker. fuzz-worker.mjs prints one JSON line when ready and runs until SIGTERM.
 log "starting the worker (wrangler dev)"
-node scripts/fuzz-worker.mjs >"$work/info.json" 2>"$work/worker.err" </dev/null &
+node tests/fuzz/fuzz-worker.mjs >"$work/info.json" 2>"$work/worker.err" </dev/null &
 worker_pid=$!
 for _ in $(seq 1 180); do
   [[ -s "$work/info.json" ]] && break
@@ -149,7 +149,7 @@ if [[ -n "${FUZZ_SEED:-}" ]]; then seed_args=(--seed "$FUZZ_SEED"); fi
 log "schemathesis run: $MAX_EXAMPLES examples per operation and phase, modes positive+negative"
 set +e
 FUZZ_USER_TOKEN="$USER_TOKEN" FUZZ_ADMIN_TOKEN="$ADMIN_TOKEN" \
-PYTHONPATH="$ROOT/scripts${PYTHONPATH:+:$PYTHONPATH}" SCHEMATHESIS_HOOKS=fuzz_hooks \
+PYTHONPATH="$ROOT/tests/fuzz${PYTHONPATH:+:$PYTHONPATH}" SCHEMATHESIS_HOOKS=fuzz_hooks \
   "$VENV/bin/schemathesis" --config-file "$work/schemathesis.toml" run "$SCHEMA" \
     --url "$URL" \
     --phases examples,coverage,fuzzing \

@@ -9,17 +9,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import {
-  ADMIN_TOKEN,
-  assertCodeError,
-  assertKeys,
-  assertPlainError,
-  issueToken,
-  req,
-  setupUser,
-  sleep,
-  startWorker,
-} from './harness.mjs';
+import { assertCodeError, assertKeys, assertPlainError } from '../support/assertions.mjs';
+import { req } from '../support/client.mjs';
+import { issueToken, setupUser } from '../support/fixtures.mjs';
+import { ADMIN_TOKEN, sleep, startWorker } from '../support/server.mjs';
 
 const LIMIT = 30; // wrangler.toml: [[ratelimits]] AUTH_FAILURES simple = { limit = 30, period = 60 }
 const badToken = () => `sk_${randomBytes(32).toString('base64url')}`;

@@ -6,21 +6,10 @@
 // sees well under 30 failures.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  ADMIN_TOKEN,
-  admin,
-  assertCodeError,
-  assertCors,
-  assertPlainError,
-  issueToken,
-  mustRegister,
-  newUser,
-  pub,
-  rawRequest,
-  req,
-  setupUser,
-  startWorker,
-} from './harness.mjs';
+import { assertCodeError, assertCors, assertPlainError } from '../support/assertions.mjs';
+import { admin, pub, rawRequest, req } from '../support/client.mjs';
+import { issueToken, mustRegister, newUser, setupUser } from '../support/fixtures.mjs';
+import { ADMIN_TOKEN, startWorker } from '../support/server.mjs';
 
 let wA; // Kling malformed headers + operator auth
 let wB; // Dreamina malformed headers + token lifecycle

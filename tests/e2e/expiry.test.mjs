@@ -3,7 +3,10 @@
 // a 3-second timeout. (The webhook an expiry sends is covered by the webhook tests.)
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { admin, assertCodeError, completeJob, mustRegister, pub, registerJob, setupUser, sleep, startWorker } from './harness.mjs';
+import { assertCodeError } from '../support/assertions.mjs';
+import { admin, pub } from '../support/client.mjs';
+import { completeJob, mustRegister, registerJob, setupUser } from '../support/fixtures.mjs';
+import { sleep, startWorker } from '../support/server.mjs';
 
 let w;
 before(async () => {

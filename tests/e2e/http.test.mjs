@@ -3,16 +3,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  ADMIN_TOKEN,
   assertCodeError,
   assertCors,
   assertKeys,
   assertPlainError,
-  pub,
-  req,
-  setupUser,
-  startWorker,
-} from './harness.mjs';
+} from '../support/assertions.mjs';
+import { pub, req } from '../support/client.mjs';
+import { setupUser } from '../support/fixtures.mjs';
+import { ADMIN_TOKEN, startWorker } from '../support/server.mjs';
 
 let w;
 let token;

@@ -4,20 +4,11 @@
 // touches A's accounts or jobs; B sees exactly its own; A's jobs are all still there.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  admin,
-  assertCodeError,
-  assertPlainError,
-  completeJob,
-  isoAgo,
-  mustRegister,
-  pub,
-  registerJob,
-  req,
-  setupUser,
-  startReceiver,
-  startWorker,
-} from './harness.mjs';
+import { assertCodeError, assertPlainError } from '../support/assertions.mjs';
+import { admin, pub, req } from '../support/client.mjs';
+import { completeJob, isoAgo, mustRegister, registerJob, setupUser } from '../support/fixtures.mjs';
+import { startReceiver } from '../support/receiver.mjs';
+import { startWorker } from '../support/server.mjs';
 
 let w;
 let hook;

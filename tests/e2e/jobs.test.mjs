@@ -4,24 +4,25 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   STARTED_RE,
-  accountPath,
-  admin,
   assertCodeError,
   assertCors,
   assertDreaminaItem,
   assertKeys,
   assertKlingItem,
   assertPlainError,
+} from '../support/assertions.mjs';
+import { admin, pub } from '../support/client.mjs';
+import {
+  accountPath,
   completeJob,
   isoAgo,
   mustRegister,
-  pub,
   putAccount,
   registerJob,
   setupUser,
-  startReceiver,
-  startWorker,
-} from './harness.mjs';
+} from '../support/fixtures.mjs';
+import { startReceiver } from '../support/receiver.mjs';
+import { startWorker } from '../support/server.mjs';
 
 let w;
 let hook; // a local receiver, so queued webhooks never leave the machine

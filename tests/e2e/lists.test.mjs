@@ -6,19 +6,15 @@ import assert from 'node:assert/strict';
 import {
   ELAPSED_RE,
   STARTED_RE,
-  admin,
   assertCors,
   assertDreaminaItem,
   assertKlingItem,
   escapeRe,
   fmtElapsed,
-  isoAgo,
-  mustRegister,
-  pub,
-  putAccount,
-  setupUser,
-  startWorker,
-} from './harness.mjs';
+} from '../support/assertions.mjs';
+import { admin, pub } from '../support/client.mjs';
+import { isoAgo, mustRegister, putAccount, setupUser } from '../support/fixtures.mjs';
+import { startWorker } from '../support/server.mjs';
 
 let w;
 before(async () => {

@@ -7,7 +7,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { printReport, runLoad } from '../load/load.mjs';
-import { pub, registerJob, setupUser, startWorker } from './harness.mjs';
+import { pub } from '../support/client.mjs';
+import { registerJob, setupUser } from '../support/fixtures.mjs';
+import { startWorker } from '../support/server.mjs';
 
 test('load with one kill/restart: every invariant holds', { timeout: 150_000 }, async (t) => {
   const report = await runLoad({

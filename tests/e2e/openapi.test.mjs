@@ -10,17 +10,15 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { req } from '../support/client.mjs';
 import {
-  ADMIN_TOKEN,
-  ROOT,
   completeJob,
   issueToken,
   mustRegister,
   putAccount,
-  req,
   setupUser,
-  startWorker,
-} from './harness.mjs';
+} from '../support/fixtures.mjs';
+import { ADMIN_TOKEN, ROOT, startWorker } from '../support/server.mjs';
 
 const YAML_TEXT = fs.readFileSync(path.join(ROOT, 'openapi.yaml'), 'utf8');
 const ROUTES_RS = fs.readFileSync(path.join(ROOT, 'src', 'routes.rs'), 'utf8');

@@ -2,17 +2,16 @@
 // the local server on the same --persist-to directory.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { admin, pub } from '../support/client.mjs';
 import {
-  admin,
   completeJob,
   isoAgo,
   issueToken,
   mustRegister,
-  pub,
   registerJob,
   setupUser,
-  startWorker,
-} from './harness.mjs';
+} from '../support/fixtures.mjs';
+import { startWorker } from '../support/server.mjs';
 
 const workers = [];
 after(async () => {

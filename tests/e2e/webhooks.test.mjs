@@ -17,21 +17,11 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { once } from 'node:events';
 import http from 'node:http';
-import {
-  admin,
-  assertCodeError,
-  completeJob,
-  downPort,
-  isoAgo,
-  mustRegister,
-  pub,
-  registerJob,
-  setupUser,
-  sleep,
-  startReceiver,
-  startWorker,
-  STARTED_RE,
-} from './harness.mjs';
+import { assertCodeError, STARTED_RE } from '../support/assertions.mjs';
+import { admin, pub } from '../support/client.mjs';
+import { completeJob, isoAgo, mustRegister, registerJob, setupUser } from '../support/fixtures.mjs';
+import { startReceiver } from '../support/receiver.mjs';
+import { downPort, sleep, startWorker } from '../support/server.mjs';
 
 const SECRET = 'whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD';
 const KLING = 'a@x.com';

@@ -1,14 +1,16 @@
-// Starts the worker for scripts/fuzz.sh: wrangler dev through the e2e harness (fresh
+// Starts the worker for scripts/fuzz.sh: wrangler dev through the e2e support (fresh
 // --persist-to temp dir, ADMIN_TOKEN set), then issues an API token and configures
-// accounts for the user the OpenAPI examples name ('12345': Kling a@x.com, Dreamina
-// US:a@x.com), so the authenticated and success paths are reachable.
+// accounts for the user the OpenAPI examples name ('12345': Kling a@x.com, b@x.com,
+// Dreamina US:a@x.com, US:b@x.com), so the authenticated and success paths are reachable.
 //
-// Prints one JSON line {"url","userToken","adminToken","user"} to stdout once ready, then
-// keeps the worker up until it receives SIGTERM/SIGINT (or its parent exits), and stops it.
+// Prints one JSON line {"url","userToken","adminToken","user","logFile"} to stdout once
+// ready, then keeps the worker up until it receives SIGTERM/SIGINT (or its parent exits),
+// and stops it.
 //
-//   node scripts/fuzz-worker.mjs   (the wasm build must exist: scripts/build.sh)
+//   node tests/fuzz/fuzz-worker.mjs   (the wasm build must exist: scripts/build.sh)
 
-import { ADMIN_TOKEN, issueToken, putAccount, startWorker } from '../tests/e2e/harness.mjs';
+import { issueToken, putAccount } from '../support/fixtures.mjs';
+import { ADMIN_TOKEN, startWorker } from '../support/server.mjs';
 
 const USER = '12345';
 

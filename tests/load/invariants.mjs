@@ -1,0 +1,362 @@
+// The load test's invariants: what every answer, every list read during the run and
+// the final state must satisfy, checked against the ledger. Each broken one is recorded
+// as a violation { kind, detail, atMs }; the run passes when there are none.
+//
+//   (a) capacity: no account ever shows more executing jobs than its maxJobs, in any
+//       operator account list or public list sampled during the run (checkList,
+//       checkAccountRows);
+//   (b) conservation: every registered job (201) is exactly one of still listed,
+//       completed (200) or cancelled (204) (or expired, for the back-dated ones); none
+//       lost, none listed twice, no list shows a job this user never registered, a
+//       finished job never shows up again (checkList during the run, checkConservation
+//       and checkOperatorCounts at the end);
+//   (c) webhooks: every 2xx completion of a job with a replyUrl produced exactly one
+//       delivered webhook event id (retries of one id count once: delivery is at least
+//       once), the id the completion answered with; no webhook id arrives that no
+//       completion or expiry produced; the queue drains (checkCompletionAnswer,
+//       awaitDrain, checkWebhooks);
+//   (d) no 5xx, no network error, no request without an answer outside a fault window
+//       (checked on every request by Target.call, target.mjs).
+//
+// `run` is the state of one run (runner.mjs): o (options), started, stats, violation,
+// ledger, target.
+
+import { sleep } from '../support/server.mjs';
+import { PROVIDERS } from './ledger.mjs';
+
+/** The record of broken invariants: the first 500 in full, every one counted by kind. */
+export class Violations {
+  constructor(started) {
+    this.started = started;
+    this.list = [];
+    this.counts = {};
+  }
+
+  add(kind, detail) {
+    this.counts[kind] = (this.counts[kind] || 0) + 1;
+    if (this.list.length < 500) this.list.push({ kind, detail, atMs: Date.now() - this.started });
+  }
+
+  get total() {
+    return Object.values(this.counts).reduce((a, b) => a + b, 0);
+  }
+}
+
+/** Normalises a public list/available answer: { jobs: [{key, id, account, started}], rows? } */
+export function normalise(p, json) {
+  const jobs = [];
+  let rows;
+  if (p === 'kling') {
+    const list = Array.isArray(json) ? json : json?.executing;
+    for (const it of list || []) jobs.push({ key: String(it.id), id: it.id, account: it.email, started: it.started });
+    if (!Array.isArray(json)) rows = json?.available?.map((r) => ({ account: r.email, ...r }));
+  } else {
+    for (const [account, items] of Object.entries(json?.executing || {})) {
+      for (const it of items) jobs.push({ key: it.submitId, id: it.jobid, account });
+    }
+    rows = json?.available;
+  }
+  return { jobs, rows };
+}
+
+// ---------------------------------------------------------------------------------------
+// Answers
+
+/** A 201 `r` to job's registration: on one of u's accounts (the named one), same ids. */
+export function checkAdmission(run, u, job, r) {
+  const { violation } = run;
+  const body = r.json || {};
+  const cfg = u.accounts[job.provider];
+  if (!(body.account in cfg)) violation('bad 201', `${job.provider} ${job.key}: account ${body.account} is not configured for ${u.user}`);
+  if (job.account && body.account !== job.account) violation('bad 201', `${job.key}: named ${job.account}, admitted on ${body.account}`);
+  if (job.provider === 'kling') {
+    if (body.id !== job.id) violation('bad 201', `kling 201 id ${body.id}, sent ${job.id}`);
+  } else {
+    if (body.submitId !== job.key) violation('bad 201', `dreamina 201 submitId ${body.submitId}, sent ${job.key}`);
+    if (job.id && body.jobid !== job.id) violation('bad 201', `dreamina 201 jobid ${body.jobid}, sent ${job.id}`);
+  }
+}
+
+/** A 200 `r` to job's completion with `status`: its account and status, a webhookId iff a replyUrl. */
+export function checkCompletionAnswer(run, job, status, r) {
+  const { violation } = run;
+  const p = job.provider;
+  const j = r.json || {};
+  if (j.account !== job.account) violation('complete', `complete ${p} ${job.id}: account ${j.account}, admitted on ${job.account}`);
+  if (j.status !== status) violation('complete', `complete ${p} ${job.id}: status ${j.status}, sent ${status}`);
+  if (job.replyUrl && !j.webhookId) violation('webhook', `complete ${p} ${job.id} with a replyUrl answered without webhookId: ${r.text}`);
+  if (!job.replyUrl && j.webhookId) violation('webhook', `complete ${p} ${job.id} without replyUrl answered webhookId ${j.webhookId}`);
+}
+
+// ---------------------------------------------------------------------------------------
+// (a) and (b) during the run: every list read
+
+/**
+ * Checks one public list read `r` (made in [r.t0, r.t1]) for user u, provider p against
+ * the ledger. Returns the listed jobs: a Map key -> account.
+ */
+export function checkList(run, u, p, what, r, json) {
+  const { violation, stats, started } = run;
+  const { jobs: items, rows } = normalise(p, json);
+  const cfg = u.accounts[p];
+  const perAccount = {};
+  const seen = new Map();
+  for (const it of items) {
+    perAccount[it.account] = (perAccount[it.account] || 0) + 1;
+    if (!(it.account in cfg)) violation('isolation', `${what} of ${u.user} lists account ${it.account}, not one of the user's`);
+    if (seen.has(it.key) && !u.jobs[p].get(it.key)?.doubled) violation('duplicate in list', `${what} of ${u.user} lists ${p} job ${it.key} twice (${seen.get(it.key)} and ${it.account})`);
+    seen.set(it.key, it.account);
+    const job = u.jobs[p].get(it.key);
+    if (!job) {
+      violation('phantom job', `${what} of ${u.user} lists ${p} job ${it.key} (${it.id}) that this user never registered`);
+      continue;
+    }
+    job.seenListed = true;
+    if (job.id !== undefined && job.regAckAt !== undefined && String(job.id) !== String(it.id)) {
+      violation('wrong job', `${what}: ${p} ${it.key} listed as ${it.id}, registered as ${job.id}`);
+    }
+    if (job.account && job.regAckAt !== undefined && job.account !== it.account) {
+      violation('wrong job', `${what}: ${p} ${it.key} listed on ${it.account}, admitted on ${job.account}`);
+    }
+    if ((job.state === 'rejected' || job.state === 'not-landed') && job.regAckAt === undefined && job.rejectedAt < r.t0) {
+      violation('rejected job listed', `${what}: ${p} ${it.key} was answered ${job.rejectStatus} but is listed`);
+    }
+    if (job.termAckAt !== undefined && job.termAckAt < r.t0) {
+      violation('finished job listed', `${what} at +${r.t0 - started} ms: ${p} ${it.key} was ${job.state} at +${job.termAckAt - started} ms but is still listed`);
+    }
+    if (job.deadline !== undefined && job.deadline + 1500 < r.t0) {
+      violation('expired job listed', `${what}: ${p} ${it.key} passed its timeout ${r.t0 - job.deadline} ms before the read, still listed`);
+    }
+  }
+  for (const [account, n] of Object.entries(perAccount)) {
+    stats.peakExecuting = Math.max(stats.peakExecuting, n);
+    if (n > cfg[account]) violation('over maxJobs', `${what} of ${u.user}: ${account} has ${n} executing, maxJobs ${cfg[account]}`);
+  }
+  if (p === 'kling') {
+    for (let i = 1; i < items.length; i++) {
+      if (items[i - 1].started > items[i].started) {
+        violation('order', `${what} of ${u.user}: not oldest first at ${i}`);
+        break;
+      }
+    }
+  }
+  if (p === 'dreamina' && json && json.total !== items.length) {
+    violation('total', `${what} of ${u.user}: total ${json.total}, ${items.length} items`);
+  }
+  if (rows) {
+    const names = rows.map((x) => x.account);
+    const want = Object.keys(cfg).sort();
+    if (JSON.stringify(names) !== JSON.stringify(want)) {
+      violation('isolation', `${what} of ${u.user}: available accounts ${names}, configured ${want}`);
+    }
+    for (const row of rows) {
+      const n = perAccount[row.account] || 0;
+      if (row.executing > row.maxJobs) violation('over maxJobs', `${what} of ${u.user}: ${row.account} executing ${row.executing} > maxJobs ${row.maxJobs}`);
+      if (row.maxJobs !== cfg[row.account]) violation('available', `${what}: ${row.account} maxJobs ${row.maxJobs}, configured ${cfg[row.account]}`);
+      if (row.executing !== n) violation('available', `${what}: ${row.account} executing ${row.executing} but ${n} listed`);
+      if (row.available !== Math.max(0, row.maxJobs - row.executing)) violation('available', `${what}: ${row.account} available ${row.available} with ${row.executing}/${row.maxJobs}`);
+    }
+  }
+  // Every job acknowledged before the read began, and not being finished while it ran,
+  // must be there.
+  for (const job of u.jobs[p].values()) {
+    if (job.regAckAt === undefined || job.regAckAt >= r.t0) continue;
+    if (job.unknown) continue;
+    if (job.termSentAt !== undefined && job.termSentAt <= r.t1) continue;
+    if (job.deadline !== undefined && job.deadline - 1500 <= r.t1) continue;
+    if (job.state !== 'executing' && job.state !== 'expiring' && job.state !== 'busy') continue;
+    if (!seen.has(job.key)) {
+      violation('lost job', `${what} of ${u.user} at +${r.t0 - started} ms: ${p} job ${job.key} (${job.id}, 201 at +${job.regAckAt - started} ms on ${job.account}) is missing`);
+    }
+  }
+  return seen;
+}
+
+/** (a) on one operator account list (`rows`) of u's p accounts. */
+export function checkAccountRows(run, u, p, rows, what) {
+  const { violation, stats } = run;
+  const cfg = u.accounts[p];
+  stats.capacitySamples += 1;
+  if (!Array.isArray(rows)) {
+    violation('accounts', `${what}: not an array`);
+    return;
+  }
+  const names = rows.map((x) => x.account);
+  if (JSON.stringify(names) !== JSON.stringify(Object.keys(cfg).sort())) {
+    violation('accounts', `${what} of ${u.user}: ${names}, configured ${Object.keys(cfg).sort()}`);
+  }
+  for (const row of rows) {
+    stats.peakExecuting = Math.max(stats.peakExecuting, row.executing);
+    if (row.executing > row.maxJobs || row.executing > cfg[row.account]) {
+      violation('over maxJobs', `${what} of ${u.user}: ${row.account} executing ${row.executing}, maxJobs ${row.maxJobs}`);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// After the run
+
+/**
+ * (c) the queue drains: waits (bounded by o.drainTimeoutMs) for the back-dated jobs to
+ * expire, every expected webhook to be delivered and no webhook row to be pending.
+ * Returns the time it took (ms).
+ */
+export async function awaitDrain(run) {
+  const { o, violation, ledger, target } = run;
+  const { hooks } = ledger;
+  const lastDeadline = Math.max(0, ...ledger.allJobs().filter((j) => j.deadline !== undefined).map((j) => j.deadline));
+  const drainStart = Date.now();
+  const drainDeadline = drainStart + o.drainTimeoutMs;
+  let pendingRows = [];
+  let drained = false;
+  while (Date.now() < drainDeadline) {
+    const expected = ledger.allJobs().filter(
+      (j) => j.replyUrl && (j.state === 'completed' || j.state === 'expiring'),
+    );
+    const missing = expected.filter((j) => {
+      if (j.webhookId) return !(hooks.get(j.webhookId)?.delivered > 0);
+      return ![...hooks.values()].some((h) => h.delivered > 0 && h.paths.has(new URL(j.replyUrl).pathname));
+    });
+    pendingRows = [];
+    for (const u of ledger.users) {
+      for (const p of PROVIDERS) {
+        const r = await target.admin('GET', `/admin/v1/users/${u.user}/${p}/webhooks`, undefined, { label: 'list_webhooks', phase: 'final', bypassGate: true });
+        if (r.status === 200) pendingRows.push(...r.json);
+        else violation('read', `GET webhooks of ${u.user}/${p} -> ${r.status} ${r.text}`);
+      }
+    }
+    if (!missing.length && !pendingRows.length && Date.now() > lastDeadline + 1500) {
+      drained = true;
+      break;
+    }
+    await sleep(1000);
+  }
+  await sleep(1500); // let a late duplicate attempt (same id) arrive before counting
+  const drainMs = Date.now() - drainStart;
+  if (!drained) {
+    violation(
+      'not drained',
+      `after ${o.drainTimeoutMs} ms: ${pendingRows.length} undelivered rows (${pendingRows
+        .slice(0, 3)
+        .map((r) => `${r.webhookId} ${r.status} attempts ${r.attempts} ${r.lastError}`)
+        .join('; ')})`,
+    );
+  }
+  return drainMs;
+}
+
+/**
+ * (b) every 201 is exactly one of listed / completed / cancelled / expired, given the
+ * final list reads (operations.readAll). Returns the tally of final states.
+ */
+export function checkConservation(run, finalLists) {
+  const { violation } = run;
+  const tally = { executing: 0, completed: 0, cancelled: 0, expired: 0, rejected: 0, notLanded: 0 };
+  for (const { u, p, seen } of finalLists) {
+    for (const job of u.jobs[p].values()) {
+      const listed = seen.has(job.key);
+      switch (job.state) {
+        case 'executing':
+          tally.executing += 1;
+          if (!listed) violation('lost job', `final: ${p} ${job.key} (${job.id}) of ${u.user} executing on ${job.account} is not listed`);
+          break;
+        case 'expiring':
+        case 'unknown-expiring':
+          tally.expired += 1;
+          if (listed) violation('expired job listed', `final: ${p} ${job.key} is past its timeout and still listed`);
+          break;
+        case 'completed':
+        case 'cancelled':
+          tally[job.state] += 1;
+          if (listed) violation('finished job listed', `final: ${job.state} ${p} ${job.key} is listed`);
+          break;
+        case 'rejected':
+        case 'not-landed':
+          tally[job.state === 'rejected' ? 'rejected' : 'notLanded'] += 1;
+          if (listed) violation('rejected job listed', `final: ${p} ${job.key} (${job.rejectStatus || 'lost'}) is listed`);
+          if (job.seenListed && job.state === 'rejected') violation('rejected job listed', `${p} ${job.key} answered ${job.rejectStatus} but was listed during the run`);
+          break;
+        default:
+          violation('ledger', `final: ${p} ${job.key} in state ${job.state} (unknown ${job.unknown})`);
+      }
+    }
+  }
+  return tally;
+}
+
+/** (a), (b) the operator's account counts agree with the final lists. */
+export async function checkOperatorCounts(run, finalLists) {
+  const { violation, target } = run;
+  for (const { u, p, r } of finalLists) {
+    const a = await target.admin('GET', `/admin/v1/users/${u.user}/${p}/accounts`, undefined, { label: 'list_accounts', phase: 'final', bypassGate: true });
+    if (a.status !== 200) continue;
+    checkAccountRows(run, u, p, a.json, 'final accounts');
+    const { jobs } = normalise(p, r.json);
+    for (const row of a.json) {
+      const n = jobs.filter((j) => j.account === row.account).length;
+      if (row.executing !== n) violation('accounts', `final: ${u.user}/${p}/${row.account} executing ${row.executing}, listed ${n}`);
+    }
+  }
+}
+
+/**
+ * (c) every webhook id the receiver saw: signed, one url, one body, delivered, for a job
+ * of this run that a completion or expiry ended, matching it; and every such job with a
+ * replyUrl has exactly one id.
+ */
+export function checkWebhooks(run) {
+  const { violation, stats, ledger } = run;
+  const { hooks } = ledger;
+  const allJobs = ledger.allJobs();
+  const byPath = new Map(); // receiver path -> job
+  for (const j of allJobs) if (j.replyUrl) byPath.set(new URL(j.replyUrl).pathname, j);
+  const idsByJob = new Map();
+  for (const [id, h] of hooks) {
+    stats.webhookRequests += h.attempts;
+    if (!h.signedOk) violation('webhook', `webhook ${id}: bad or missing signature`);
+    if (h.paths.size !== 1) violation('webhook', `webhook ${id} went to ${h.paths.size} urls: ${[...h.paths]}`);
+    if (h.bodies.size !== 1) violation('webhook', `webhook ${id}: retries carried ${h.bodies.size} different bodies`);
+    if (h.delivered === 0) violation('webhook', `webhook ${id} never answered 2xx (${h.attempts} attempts) yet no longer pending`);
+    const path = [...h.paths][0];
+    const job = byPath.get(path);
+    if (!job) {
+      violation('unexpected webhook', `webhook ${id} to ${path}: no job of this run has that replyUrl`);
+      continue;
+    }
+    if (!idsByJob.has(job)) idsByJob.set(job, []);
+    idsByJob.get(job).push(id);
+    let body;
+    try {
+      body = JSON.parse([...h.bodies][0]);
+    } catch {
+      violation('webhook', `webhook ${id}: body is not JSON`);
+      continue;
+    }
+    const jobIdInBody = job.provider === 'kling' ? body.id : body.jobid;
+    if (job.id !== undefined && String(jobIdInBody) !== String(job.id)) violation('webhook', `webhook ${id} for ${job.key}: id ${jobIdInBody}, job ${job.id}`);
+    const acct = job.provider === 'kling' ? body.email : body.account;
+    if (job.account && acct !== job.account) violation('webhook', `webhook ${id} for ${job.key}: account ${acct}, job on ${job.account}`);
+    if (job.provider === 'dreamina' && body.submitId !== job.key) violation('webhook', `webhook ${id}: submitId ${body.submitId}, job ${job.key}`);
+    if (body.replyRef !== `ref-${job.key}`) violation('webhook', `webhook ${id}: replyRef ${body.replyRef}`);
+    if (job.state === 'completed') {
+      if (body.status !== job.finalStatus) violation('webhook', `webhook ${id} for completed ${job.key}: status ${body.status}, sent ${job.finalStatus}`);
+      if (job.webhookId && id !== job.webhookId) {
+        violation('unexpected webhook', `webhook ${id} for ${job.provider} ${job.key}: its completion answered webhookId ${job.webhookId}`);
+      }
+    } else if (job.state === 'expiring' || job.state === 'unknown-expiring') {
+      if (body.status !== 'failed' || body.error !== 'timeout') violation('webhook', `webhook ${id} for expired ${job.key}: ${h.bodies.values().next().value}`);
+    } else {
+      violation('unexpected webhook', `webhook ${id} for ${job.provider} ${job.key} in state ${job.state} (${job.termKind || 'no completion'}): no completion or expiry produced it`);
+    }
+  }
+  stats.webhookDistinctIds = hooks.size;
+  for (const j of allJobs) {
+    if (!j.replyUrl) continue;
+    const ids = idsByJob.get(j) || [];
+    const needs = j.state === 'completed' || j.state === 'expiring';
+    if (ids.length > 1) violation('duplicate webhook', `${j.provider} ${j.key} (${j.state}) produced ${ids.length} webhook ids: ${ids.join(', ')}`);
+    if (needs && ids.length === 0) {
+      violation('missing webhook', `${j.provider} ${j.key} ${j.state}${j.resolvedUnknown ? ' (lost answer, resolved from lists)' : ''}${j.webhookId ? ` webhookId ${j.webhookId}` : ''}: no webhook arrived`);
+    }
+  }
+}
