@@ -6,6 +6,8 @@
 #   - worker-build 0.8.7                             (cargo install, crates.io)
 #   - wasm-bindgen CLI, same version as Cargo.lock   (cargo install, crates.io)
 #   - wrangler (workerd) and binaryen (wasm-opt)     (npm ci, npm registry)
+#   - Chromium for the page's browser tests          (apt-get, Debian's package;
+#     playwright-core drives /usr/bin/chromium and never downloads a browser)
 # Every step is skipped when what it installs is already there, so running this again
 # costs a second or two. It exports nothing: scripts/env.sh sets the build variables.
 set -euo pipefail
@@ -58,19 +60,36 @@ else
   cargo install wasm-bindgen-cli --version "$wbg_version"
 fi
 
-# 4. npm packages (wrangler -> workerd, binaryen -> wasm-opt), from package-lock.json.
+# 4. npm packages (wrangler -> workerd, binaryen -> wasm-opt, playwright-core for the
+#    browser tests; it downloads no browser), from package-lock.json.
 #    A stamp written after a successful `npm ci` records when node_modules was
 #    installed; a package-lock.json newer than it means node_modules is stale.
 stamp="node_modules/.setup-stamp"
 reference="$stamp"
 [[ -f "$reference" ]] || reference="node_modules/.package-lock.json"
 if [[ ! -f node_modules/.package-lock.json || ! -x node_modules/.bin/wrangler \
-      || ! -x node_modules/.bin/wasm-opt || package-lock.json -nt "$reference" ]]; then
+      || ! -x node_modules/.bin/wasm-opt || ! -f node_modules/playwright-core/package.json \
+      || package-lock.json -nt "$reference" ]]; then
   log "npm packages: installing (npm ci)"
   npm ci --no-audit --no-fund
   touch "$stamp"
 else
   log "npm packages: up to date"
+fi
+
+# 5. Chromium for tests/browser (headless, driven by playwright-core). Debian's own
+#    package: no npm package may fetch a browser build. `apt-get update` only when
+#    the install fails without it (a fresh machine's package lists may be empty or old).
+if [[ -x /usr/bin/chromium ]]; then
+  log "chromium: present"
+else
+  log "chromium: installing (apt-get install -y chromium)"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-get install -y --no-install-recommends chromium; then
+    log "chromium: install failed, refreshing package lists (apt-get update) and retrying"
+    apt-get update
+    apt-get install -y --no-install-recommends chromium
+  fi
 fi
 
 log "done"
