@@ -1,8 +1,9 @@
 //! When an account object's single alarm should next fire.
 //!
-//! One alarm serves two kinds of work: expiring jobs past `JOB_TIMEOUT_SECONDS` and
-//! (re)trying webhook deliveries. The object keeps only the earliest due time of each
-//! kind (two indexed `MIN()` queries) and asks [`plan_wake`] for the alarm time.
+//! One alarm serves every kind of timed work: expiring jobs past their timeout,
+//! (re)trying webhook deliveries, ending timed pauses and pruning old deliveries. The
+//! object keeps only the earliest due time of each kind (indexed `MIN()` queries) and
+//! asks [`plan_wake`] for the alarm time.
 //!
 //! Wake times are rounded up to a [`QUANTUM_MS`] grid, so every piece of work due within
 //! one quantum shares a wake, and two wakes are never closer than one quantum: an
@@ -24,19 +25,12 @@ pub fn wake_for(due_ms: i64, now_ms: i64) -> i64 {
     }
 }
 
-/// The next alarm time given the earliest job expiry and the earliest pending
-/// delivery; `None` when there is nothing to wait for (the alarm is deleted).
-pub fn plan_wake(
-    earliest_expiry_ms: Option<i64>,
-    earliest_delivery_ms: Option<i64>,
-    now_ms: i64,
-) -> Option<i64> {
-    let due = match (earliest_expiry_ms, earliest_delivery_ms) {
-        (Some(a), Some(b)) => a.min(b),
-        (Some(a), None) | (None, Some(a)) => a,
-        (None, None) => return None,
-    };
-    Some(wake_for(due, now_ms))
+/// The next alarm time given the earliest due time of each kind of work (job
+/// expiry, pending delivery, end of a timed pause, outbox pruning); `None` when there
+/// is nothing to wait for (the alarm is deleted).
+pub fn plan_wake(due: &[Option<i64>], now_ms: i64) -> Option<i64> {
+    let earliest = due.iter().flatten().copied().min()?;
+    Some(wake_for(earliest, now_ms))
 }
 
 /// How many times an object wakes for a set of due times, when each wake handles
@@ -64,10 +58,10 @@ mod tests {
 
     #[test]
     fn the_earlier_kind_of_work_sets_the_alarm() {
-        assert_eq!(plan_wake(Some(20_000), Some(8_000), 0), Some(8_000));
-        assert_eq!(plan_wake(Some(20_000), None, 0), Some(20_000));
-        assert_eq!(plan_wake(None, Some(7_000), 0), Some(8_000));
-        assert_eq!(plan_wake(None, None, 0), None);
+        assert_eq!(plan_wake(&[Some(20_000), Some(8_000)], 0), Some(8_000));
+        assert_eq!(plan_wake(&[Some(20_000), None], 0), Some(20_000));
+        assert_eq!(plan_wake(&[None, Some(7_000), Some(9_000)], 0), Some(8_000));
+        assert_eq!(plan_wake(&[None, None], 0), None);
     }
 
     /// The figure for the closing note: 100 jobs registered over an hour (one every
@@ -104,7 +98,7 @@ mod tests {
         loop {
             let earliest_job = jobs.iter().copied().min();
             let earliest_delivery = deliveries.iter().map(|d| d.0).min();
-            let Some(wake) = plan_wake(earliest_job, earliest_delivery, now) else {
+            let Some(wake) = plan_wake(&[earliest_job, earliest_delivery], now) else {
                 break;
             };
             if wake > 3_600_000 {

@@ -4,27 +4,15 @@
 //! and [`ApiError::body`]. Internal failures are logged by the glue and answered with a
 //! generic message: a client never sees a Rust or JavaScript error string.
 
-use serde::Serialize;
-
-/// `{"error"}`: field order is the wire order (structs keep it, maps would sort it).
-#[derive(Serialize)]
-struct PlainBody<'a> {
-    error: &'a str,
-}
-
-/// `{"error","code"}`.
-#[derive(Serialize)]
-struct CodedBody<'a> {
-    error: &'a str,
-    code: u16,
-}
+use crate::json::Object;
 
 /// How a route's errors look on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorStyle {
     /// Dreamina public routes: `{"error": "<message>"}`.
     Plain,
-    /// Kling public routes and the operator API: `{"error": "<message>", "code": <status>}`.
+    /// Every other provider's public routes and the operator API:
+    /// `{"error": "<message>", "code": <status>}`.
     Coded,
 }
 
@@ -42,10 +30,15 @@ pub enum ApiError {
     MethodNotAllowed { allow: &'static str },
     /// 409: the job id is already executing for this user.
     Conflict(String),
+    /// 426: the live view was asked for without a WebSocket upgrade.
+    UpgradeRequired,
     /// 413: the body (1 MiB) or a job `result` (256 KiB) is too large.
     PayloadTooLarge(String),
     /// 429: no free slot, or too many failed authentications.
     TooManyRequests(String),
+    /// 503: a part of the scheduler did not answer; nothing was changed that the
+    /// message does not say. Safe to retry.
+    Unavailable(String),
     /// 500: a failure on our side; the detail is logged, the client sees a generic text.
     Internal(String),
 }
@@ -60,7 +53,9 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::Conflict(_) => 409,
             ApiError::PayloadTooLarge(_) => 413,
+            ApiError::UpgradeRequired => 426,
             ApiError::TooManyRequests(_) => 429,
+            ApiError::Unavailable(_) => 503,
             ApiError::Internal(_) => 500,
         }
     }
@@ -72,26 +67,26 @@ impl ApiError {
             | ApiError::NotFound(m)
             | ApiError::Conflict(m)
             | ApiError::PayloadTooLarge(m)
-            | ApiError::TooManyRequests(m) => m,
+            | ApiError::TooManyRequests(m)
+            | ApiError::Unavailable(m) => m,
             ApiError::Unauthorized => "Unauthorized",
             ApiError::OperatorDisabled => "Operator API disabled: ADMIN_TOKEN is not set",
             ApiError::MethodNotAllowed { .. } => "Method not allowed",
+            ApiError::UpgradeRequired => "Expected a WebSocket upgrade (Upgrade: websocket)",
             ApiError::Internal(_) => "Internal error",
         }
     }
 
     /// The JSON body in the route's style.
     pub fn body(&self, style: ErrorStyle) -> String {
-        let error = self.message();
-        let body = match style {
-            ErrorStyle::Plain => serde_json::to_string(&PlainBody { error }),
-            ErrorStyle::Coded => serde_json::to_string(&CodedBody {
-                error,
-                code: self.status(),
-            }),
-        };
-        // Serialising two plain fields cannot fail; keep a literal fallback anyway.
-        body.unwrap_or_else(|_| r#"{"error":"Internal error"}"#.to_owned())
+        let mut body = String::new();
+        let mut o = Object::new(&mut body);
+        o.str("error", self.message());
+        if style == ErrorStyle::Coded {
+            o.int("code", i64::from(self.status()));
+        }
+        o.end();
+        body
     }
 
     /// Rebuilds an error sent across the Durable Object protocol as (status, message).
@@ -103,6 +98,7 @@ impl ApiError {
             409 => ApiError::Conflict(message),
             413 => ApiError::PayloadTooLarge(message),
             429 => ApiError::TooManyRequests(message),
+            503 => ApiError::Unavailable(message),
             _ => ApiError::Internal(format!("{status}: {message}")),
         }
     }

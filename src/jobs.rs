@@ -1,223 +1,187 @@
-//! Executing jobs: the record an account object stores, and the operator's
-//! registration and completion bodies parsed into it.
+//! Executing jobs: what a registration body says, what an account object keeps of a
+//! job, how a list item is drawn from it, and how a job ends.
+//!
+//! The core knows the members every provider shares (`replyUrl`, `replyRef`,
+//! `started`, `waitSeconds`); the provider reads its own (ids, account, kind) into a
+//! [`JobSpec`] and keeps whatever else it needs in `details`, text only it reads.
 
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
-
-use crate::domain::{validate_reply_url, AccountName, JobId, Provider, UserId};
-use crate::errors::ApiError;
-use crate::time::{format_compact_month_to_second, parse_iso8601};
+use crate::json::{char_len, Fields};
+use crate::providers::Provider;
+use crate::time::{elapsed_seconds, format_elapsed, parse_iso8601};
 
 /// How far in the future a registration's `started` may lie (clock skew allowance).
 pub const MAX_FUTURE_START_MS: i64 = 5 * 60 * 1000;
-/// The largest `result` a completion may carry, serialised.
+/// The largest `result` a completion may carry, as JSON text.
 pub const MAX_RESULT_BYTES: usize = 256 * 1024;
-/// The longest `replyRef`, `submitId` or `model` we keep.
-pub const MAX_REF_LEN: usize = 1024;
-pub const MAX_NAME_LEN: usize = 256;
+/// The longest `replyRef`, in characters.
+pub const MAX_REF_CHARS: usize = 1024;
+/// The longest `replyUrl`, in characters.
+pub const MAX_URL_CHARS: usize = 2048;
+/// The longest wait a registration may ask for.
+pub const MAX_WAIT_SECONDS: i64 = 60;
 
-/// One executing job, as an account object stores it (field names are its SQL columns).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobRecord {
-    /// Kling task id (decimal digits) or Dreamina jobid.
-    pub id: String,
-    pub started_ms: i64,
-    /// Registration order within the account: the tie-breaker for equal `started_ms`.
-    #[serde(default)]
-    pub seq: i64,
-    #[serde(default)]
-    pub submit_id: Option<String>,
-    #[serde(default)]
-    pub model: Option<String>,
-    #[serde(default)]
-    pub reply_url: Option<String>,
-    #[serde(default)]
-    pub reply_ref: Option<String>,
+/// What a provider reads from a registration body.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JobSpec {
+    /// The job id; `None` when the provider makes one per account (Dreamina).
+    pub id: Option<String>,
+    /// The account the operator named (not yet checked against the configured ones).
+    pub account: Option<String>,
+    /// Whether the job takes one of the account's `maxJobs` slots (MiniMax images
+    /// do not).
+    pub counts: bool,
+    /// The provider's own members, in a form only the provider reads.
+    pub details: String,
 }
 
-/// A parsed registration: what the operator asked for, before an account is chosen.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A parsed registration, before an account is chosen.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Registration {
-    /// `None` for a Dreamina job whose jobid the scheduler generates.
-    pub id: Option<JobId>,
-    /// The account the operator named, if any.
-    pub account: Option<AccountName>,
-    pub started_ms: i64,
-    pub submit_id: Option<String>,
-    pub model: Option<String>,
+    pub job: JobSpec,
+    /// When the job started upstream; `None` means when it is admitted (a waiting
+    /// registration starts when it gets its slot).
+    pub started_ms: Option<i64>,
     pub reply_url: Option<String>,
     pub reply_ref: Option<String>,
+    /// How long the operator is willing to wait for a slot (0: answer 429 at once).
+    pub wait_ms: i64,
 }
 
-impl Registration {
-    /// The record to store on `account`, with `id` the final job id.
-    pub fn record(&self, id: &JobId) -> JobRecord {
-        JobRecord {
-            id: id.as_str().to_owned(),
-            started_ms: self.started_ms,
-            seq: 0,
-            submit_id: self.submit_id.clone(),
-            model: self.model.clone(),
-            reply_url: self.reply_url.clone(),
-            reply_ref: self.reply_ref.clone(),
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct KlingBody {
-    id: u64,
-    email: Option<String>,
-    reply_url: Option<String>,
-    reply_ref: Option<String>,
-    started: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DreaminaBody {
-    submit_id: String,
-    model: String,
-    account: Option<String>,
-    jobid: Option<String>,
-    reply_url: Option<String>,
-    reply_ref: Option<String>,
-    started: Option<String>,
-}
-
-/// Parses a JSON object body into `T`. serde's derived structs also accept a JSON
-/// array (fields by position); the API's bodies are objects, so anything else is a 400.
-pub fn parse_object<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    if first != Some(&b'{') {
-        return Err(ApiError::BadRequest(
-            "request body must be a JSON object".to_owned(),
-        ));
-    }
-    serde_json::from_slice(body).map_err(|e| json_error(&e))
-}
-
-/// Turns a JSON parse error into a 400 that says what was wrong, without echoing input.
-pub fn json_error(err: &serde_json::Error) -> ApiError {
-    let what = match err.classify() {
-        serde_json::error::Category::Data => format!("invalid request body: {err}"),
-        _ => "request body must be valid JSON".to_owned(),
-    };
-    ApiError::BadRequest(what)
-}
-
-/// Parses a job registration body for `provider`.
+/// Parses a registration body. `check_url` applies the runtime's URL rules to a
+/// `replyUrl` that passed the contract's own checks (see [`check_reply_url`]).
 pub fn parse_registration(
     provider: Provider,
-    body: &[u8],
+    body: &str,
     now_ms: i64,
-) -> Result<Registration, ApiError> {
-    let bad = ApiError::BadRequest;
-    let (id, account, started, submit_id, model, reply_url, reply_ref) = match provider {
-        Provider::Kling => {
-            let b: KlingBody = parse_object(body)?;
-            let id = JobId::kling(b.id).map_err(bad)?;
-            (
-                Some(id),
-                b.email,
-                b.started,
-                None,
-                None,
-                b.reply_url,
-                b.reply_ref,
-            )
-        }
-        Provider::Dreamina => {
-            let b: DreaminaBody = parse_object(body)?;
-            let id = b
-                .jobid
-                .as_deref()
-                .map(JobId::parse_dreamina)
-                .transpose()
-                .map_err(bad)?;
-            let submit_id = bounded("submitId", b.submit_id, MAX_NAME_LEN)?;
-            let model = bounded("model", b.model, MAX_NAME_LEN)?;
-            (
-                id,
-                b.account,
-                b.started,
-                Some(submit_id),
-                Some(model),
-                b.reply_url,
-                b.reply_ref,
-            )
-        }
-    };
-    let account = account
-        .map(|a| AccountName::parse(provider, &a))
-        .transpose()
-        .map_err(bad)?;
-    if let Some(url) = &reply_url {
-        validate_reply_url(url).map_err(bad)?;
+    check_url: &dyn Fn(&str) -> Result<(), String>,
+) -> Result<Registration, String> {
+    let fields = Fields::parse(body)?;
+    let job = provider.parse_job(&fields)?;
+    if let Some(account) = &job.account {
+        provider.check_account(account)?;
     }
-    let reply_ref = reply_ref.map(bounded_ref).transpose()?;
-    let started_ms = match started {
-        None => now_ms,
+    let reply_url = fields.string("replyUrl")?;
+    if let Some(url) = &reply_url {
+        check_reply_url(url, check_url)?;
+    }
+    let reply_ref = fields.string("replyRef")?;
+    if reply_ref
+        .as_deref()
+        .is_some_and(|r| char_len(r) > MAX_REF_CHARS)
+    {
+        return Err(format!(
+            "replyRef must be at most {MAX_REF_CHARS} characters"
+        ));
+    }
+    let started_ms = match fields.string("started")? {
+        None => None,
         Some(text) => {
-            let ms = parse_iso8601(&text).map_err(|m| bad(m.to_owned()))?;
+            let ms = parse_iso8601(&text).map_err(str::to_owned)?;
             if ms > now_ms + MAX_FUTURE_START_MS {
-                return Err(bad(
-                    "started must not be more than 5 minutes in the future".to_owned()
-                ));
+                return Err("started must not be more than 5 minutes in the future".to_owned());
             }
-            ms
+            Some(ms)
         }
     };
+    let wait_s = fields
+        .integer_in("waitSeconds", 0..=MAX_WAIT_SECONDS)?
+        .unwrap_or(0);
     Ok(Registration {
-        id,
-        account,
+        job,
         started_ms,
-        submit_id,
-        model,
         reply_url,
         reply_ref,
+        wait_ms: wait_s * 1000,
     })
 }
 
-fn bounded(field: &str, value: String, max: usize) -> Result<String, ApiError> {
-    if value.is_empty() || value.len() > max || value.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest(format!(
-            "{field} must be a non-empty string of at most {max} characters"
-        )));
+/// The contract's rules for a `replyUrl` (at most 2048 characters, http or https,
+/// no user info), then the runtime's own URL parser (`check_url`): a URL is accepted
+/// exactly when the `fetch` that delivers its webhook can parse it.
+pub fn check_reply_url(
+    url: &str,
+    check_url: &dyn Fn(&str) -> Result<(), String>,
+) -> Result<(), String> {
+    if char_len(url) > MAX_URL_CHARS {
+        return Err(format!(
+            "replyUrl must be at most {MAX_URL_CHARS} characters"
+        ));
     }
-    Ok(value)
+    check_url(url).map_err(|why| format!("replyUrl {why}"))
 }
 
-fn bounded_ref(value: String) -> Result<String, ApiError> {
-    if value.len() > MAX_REF_LEN {
-        return Err(ApiError::BadRequest(format!(
-            "replyRef must be at most {MAX_REF_LEN} characters"
-        )));
-    }
-    Ok(value)
+/// One executing job as the objects and providers see it.
+#[derive(Debug, Clone, Copy)]
+pub struct JobFacts<'a> {
+    pub id: &'a str,
+    pub account: &'a str,
+    pub started_ms: i64,
+    pub reply_url: Option<&'a str>,
+    pub reply_ref: Option<&'a str>,
+    pub details: &'a str,
 }
 
-/// A jobid in the Dreamina page's style:
-/// `j<MMDDHHmmss><milliseconds><6 random digits>v-u<user>-<account>:dreamina`.
-pub fn generate_dreamina_jobid(
-    now_ms: i64,
-    random: u32,
-    user: &UserId,
-    account: &AccountName,
-) -> String {
-    format!(
-        "j{}{:03}{:06}v-u{}-{}:dreamina",
-        format_compact_month_to_second(now_ms),
-        now_ms.rem_euclid(1000),
-        random % 1_000_000,
-        user.as_str(),
-        account.as_str()
-    )
+/// How a list item shows the time a job has been executing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// No time member (RunwayML).
+    None,
+    /// `"MM:SS"`, minutes past 59 keep counting (`"62:05"`).
+    MinutesSeconds,
+    /// Whole seconds, a number.
+    Seconds,
+}
+
+/// A list item drawn once when a job is loaded and reused for every list: the JSON
+/// before the clock, the clock, and the JSON after it (ending with `}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemTemplate {
+    pub head: String,
+    pub clock: Clock,
+    pub tail: String,
+}
+
+impl ItemTemplate {
+    pub fn render_into(&self, out: &mut String, started_ms: i64, now_ms: i64) {
+        out.push_str(&self.head);
+        let seconds = elapsed_seconds(started_ms, now_ms);
+        match self.clock {
+            Clock::None => {}
+            Clock::MinutesSeconds => {
+                out.push('"');
+                out.push_str(&format_elapsed(seconds));
+                out.push('"');
+            }
+            Clock::Seconds => crate::json::push_int(out, seconds),
+        }
+        out.push_str(&self.tail);
+    }
+
+    pub fn render(&self, started_ms: i64, now_ms: i64) -> String {
+        let mut out = String::with_capacity(self.head.len() + self.tail.len() + 12);
+        self.render_into(&mut out, started_ms, now_ms);
+        out
+    }
+}
+
+/// Appends members to a rendered JSON object (`{...}` → `{...,<members>}`): the
+/// operator's views are the public item plus a few members.
+pub fn extend_object(item: &mut String, members: impl FnOnce(&mut crate::json::Object<'_>)) {
+    let mut extra = String::new();
+    let mut o = crate::json::Object::new(&mut extra);
+    members(&mut o);
+    o.end();
+    if extra.len() > 2 && item.ends_with('}') {
+        item.pop();
+        if !item.ends_with('{') {
+            item.push(',');
+        }
+        item.push_str(&extra[1..]);
+    }
 }
 
 /// How a job ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FinalStatus {
     Completed,
@@ -233,25 +197,59 @@ impl FinalStatus {
     }
 }
 
-/// A completion: the final status and the optional `result`, kept as raw JSON so it
-/// is forwarded byte for byte in the webhook.
-#[derive(Debug, Deserialize)]
-pub struct Completion {
+/// How a job left the executing list, for its webhook.
+#[derive(Debug, Clone, Copy)]
+pub struct Ending<'a> {
     pub status: FinalStatus,
-    #[serde(default)]
-    pub result: Option<Box<RawValue>>,
+    pub finished_ms: i64,
+    /// Raw JSON, forwarded byte for byte.
+    pub result: Option<&'a str>,
+    /// `Some("timeout")` for an expired job.
+    pub error: Option<&'a str>,
 }
 
-pub fn parse_completion(body: &[u8]) -> Result<Completion, ApiError> {
-    let completion: Completion = parse_object(body)?;
-    if let Some(result) = &completion.result {
-        if result.get().len() > MAX_RESULT_BYTES {
-            return Err(ApiError::PayloadTooLarge(format!(
-                "result must be at most {MAX_RESULT_BYTES} bytes of JSON"
-            )));
+/// A completion body: the final status and the optional raw `result`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Completion {
+    pub status: FinalStatus,
+    pub result: Option<String>,
+}
+
+/// Why a completion body was refused: a 400, or a 413 for a `result` too large.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompletionError {
+    Invalid(String),
+    TooLarge,
+}
+
+pub fn parse_completion(body: &str) -> Result<Completion, CompletionError> {
+    let fields = Fields::parse(body).map_err(CompletionError::Invalid)?;
+    let status = match fields
+        .string("status")
+        .map_err(CompletionError::Invalid)?
+        .as_deref()
+    {
+        Some("completed") => FinalStatus::Completed,
+        Some("failed") => FinalStatus::Failed,
+        _ => {
+            return Err(CompletionError::Invalid(
+                "status must be \"completed\" or \"failed\"".to_owned(),
+            ))
         }
+    };
+    let result = fields.raw("result").map(|raw| raw.get().to_owned());
+    if result.as_ref().is_some_and(|r| r.len() > MAX_RESULT_BYTES) {
+        return Err(CompletionError::TooLarge);
     }
-    Ok(completion)
+    Ok(Completion { status, result })
+}
+
+/// A progress report: `{"progress"?: 0..100}`.
+pub fn parse_progress(body: &str) -> Result<Option<u8>, String> {
+    let fields = Fields::parse(body)?;
+    Ok(fields
+        .integer_in("progress", 0..=100)?
+        .map(|p| u8::try_from(p).unwrap_or(100)))
 }
 
 #[cfg(test)]
@@ -260,110 +258,139 @@ mod tests {
 
     const NOW: i64 = 1_745_000_000_000;
 
-    #[test]
-    fn a_minimal_kling_registration_starts_now() {
-        let r = parse_registration(Provider::Kling, br#"{"id": 123456789}"#, NOW).unwrap();
-        assert_eq!(r.id.unwrap().as_str(), "123456789");
-        assert_eq!(r.started_ms, NOW);
-        assert_eq!(r.account, None);
+    fn any_url(_: &str) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn kling() -> Provider {
+        Provider::parse("kling").unwrap()
     }
 
     #[test]
-    fn a_full_dreamina_registration_keeps_every_field() {
-        let body = br#"{"submitId":"s-1","model":"seedance-2.0","account":"US:a@x.com",
-            "jobid":"j1","replyUrl":"https://x.com/h","replyRef":"r","started":"2025-04-18T12:34:56.789Z"}"#;
-        let r = parse_registration(Provider::Dreamina, body, NOW).unwrap();
-        assert_eq!(r.account.unwrap().as_str(), "US:a@x.com");
-        assert_eq!(r.submit_id.as_deref(), Some("s-1"));
-        assert_eq!(r.reply_ref.as_deref(), Some("r"));
-        assert_eq!(
-            r.started_ms,
-            parse_iso8601("2025-04-18T12:34:56.789Z").unwrap()
-        );
+    fn a_minimal_registration_starts_when_admitted_and_does_not_wait() {
+        let r = parse_registration(kling(), r#"{"id": 123456789}"#, NOW, &any_url).unwrap();
+        assert_eq!(r.job.id.as_deref(), Some("123456789"));
+        assert_eq!(r.started_ms, None);
+        assert_eq!(r.wait_ms, 0);
     }
 
     #[test]
-    fn wrong_types_and_missing_fields_are_400s() {
-        for (provider, body) in [
-            (Provider::Kling, &br#"{"id":"123"}"#[..]),
-            (Provider::Kling, br#"{"id":-1}"#),
-            (Provider::Kling, br#"{"id":0}"#),
-            (Provider::Kling, br#"{"id":1.5}"#),
-            (Provider::Kling, br#"{}"#),
-            (Provider::Kling, br#"[]"#),
-            (Provider::Kling, br#"not json"#),
-            (Provider::Kling, br#"{"id":1,"email":"nope"}"#),
-            (Provider::Kling, br#"{"id":1,"replyUrl":"ftp://x.com"}"#),
-            (Provider::Kling, br#"{"id":1,"replyRef":5}"#),
-            (Provider::Dreamina, br#"{"model":"m"}"#),
-            (Provider::Dreamina, br#"{"submitId":"","model":"m"}"#),
-            (
-                Provider::Dreamina,
-                br#"{"submitId":"s","model":"m","account":"a@x.com"}"#,
-            ),
+    fn common_members_are_checked_for_every_provider() {
+        for body in [
+            r#"{"id":1,"replyRef":5}"#,
+            r#"{"id":1,"started":"yesterday"}"#,
+            r#"{"id":1,"waitSeconds":61}"#,
+            r#"{"id":1,"waitSeconds":1.5}"#,
+            r#"{"id":1,"waitSeconds":-1}"#,
+            r#"{"id":1,"email":"nope"}"#,
+            r#"[]"#,
         ] {
-            let err = parse_registration(provider, body, NOW).unwrap_err();
-            assert_eq!(err.status(), 400, "{}", String::from_utf8_lossy(body));
+            assert!(
+                parse_registration(kling(), body, NOW, &any_url).is_err(),
+                "{body}"
+            );
         }
+        let long_ref = format!(r#"{{"id":1,"replyRef":"{}"}}"#, "é".repeat(MAX_REF_CHARS));
+        assert!(parse_registration(kling(), &long_ref, NOW, &any_url).is_ok());
+        let longer = format!(
+            r#"{{"id":1,"replyRef":"{}"}}"#,
+            "é".repeat(MAX_REF_CHARS + 1)
+        );
+        assert!(parse_registration(kling(), &longer, NOW, &any_url).is_err());
+    }
+
+    #[test]
+    fn reply_urls_go_through_the_runtime_rules_after_the_contract_ones() {
+        let refuse = |_: &str| Err("is not a URL".to_owned());
+        let body = r#"{"id":1,"replyUrl":"http://x:99999/"}"#;
+        assert_eq!(
+            parse_registration(kling(), body, NOW, &refuse).unwrap_err(),
+            "replyUrl is not a URL"
+        );
+        let long = format!(
+            r#"{{"id":1,"replyUrl":"https://x.com/{}"}}"#,
+            "a".repeat(2040)
+        );
+        assert!(parse_registration(kling(), &long, NOW, &any_url)
+            .unwrap_err()
+            .contains("2048 characters"));
     }
 
     #[test]
     fn a_start_more_than_five_minutes_ahead_is_refused() {
         let ahead = crate::time::format_iso_millis(NOW + MAX_FUTURE_START_MS + 1000);
         let body = format!(r#"{{"id":1,"started":"{ahead}"}}"#);
-        assert_eq!(
-            parse_registration(Provider::Kling, body.as_bytes(), NOW)
-                .unwrap_err()
-                .status(),
-            400
-        );
+        assert!(parse_registration(kling(), &body, NOW, &any_url).is_err());
         let near = crate::time::format_iso_millis(NOW + 60_000);
-        let body = format!(r#"{{"id":1,"started":"{near}"}}"#);
-        assert!(parse_registration(Provider::Kling, body.as_bytes(), NOW).is_ok());
+        let body = format!(r#"{{"id":1,"started":"{near}","waitSeconds":60}}"#);
+        let r = parse_registration(kling(), &body, NOW, &any_url).unwrap();
+        assert_eq!(r.wait_ms, 60_000);
     }
 
     #[test]
-    fn generated_jobids_follow_the_seed_pattern() {
-        let user = UserId::parse("12345").unwrap();
-        let account = AccountName::parse(Provider::Dreamina, "US:a@x.com").unwrap();
-        let at = parse_iso8601("2026-02-23T14:05:30.123Z").unwrap();
-        assert_eq!(
-            generate_dreamina_jobid(at, 456_789, &user, &account),
-            "j0223140530123456789v-u12345-US:a@x.com:dreamina"
-        );
+    fn templates_render_the_clock_between_head_and_tail() {
+        let t = ItemTemplate {
+            head: r#"{"a":1,"elapsed":"#.to_owned(),
+            clock: Clock::MinutesSeconds,
+            tail: "}".to_owned(),
+        };
+        assert_eq!(t.render(0, 3_725_999), r#"{"a":1,"elapsed":"62:05"}"#);
+        let t = ItemTemplate {
+            head: r#"{"s":"#.to_owned(),
+            clock: Clock::Seconds,
+            tail: "}".to_owned(),
+        };
+        assert_eq!(t.render(10_000, 5_000), r#"{"s":0}"#);
     }
 
     #[test]
-    fn array_bodies_are_refused_even_where_fields_would_line_up() {
-        assert_eq!(
-            parse_registration(Provider::Kling, b"[1]", NOW)
-                .unwrap_err()
-                .status(),
-            400
-        );
-        assert_eq!(
-            parse_completion(br#"["completed"]"#).unwrap_err().status(),
-            400
-        );
-        assert!(parse_completion(b" \n{\"status\":\"failed\"}").is_ok());
+    fn objects_are_extended_in_place() {
+        let mut item = r#"{"id":1}"#.to_owned();
+        extend_object(&mut item, |o| {
+            o.str("account", "a@x.com").opt_str("x", None);
+        });
+        assert_eq!(item, r#"{"id":1,"account":"a@x.com"}"#);
+        let mut empty = "{}".to_owned();
+        extend_object(&mut empty, |o| {
+            o.int("n", 1);
+        });
+        assert_eq!(empty, r#"{"n":1}"#);
     }
 
     #[test]
     fn completion_results_are_kept_raw_and_bounded() {
-        let c = parse_completion(br#"{"status":"completed","result":{"url":"https://v/1.mp4"}}"#)
-            .unwrap();
+        let c = parse_completion(r#"{"status":"completed","result":{"url": "v.mp4"}}"#).unwrap();
         assert_eq!(c.status, FinalStatus::Completed);
-        assert_eq!(c.result.unwrap().get(), r#"{"url":"https://v/1.mp4"}"#);
+        assert_eq!(c.result.as_deref(), Some(r#"{"url": "v.mp4"}"#));
         let big = format!(
             r#"{{"status":"failed","result":"{}"}}"#,
             "x".repeat(MAX_RESULT_BYTES)
         );
-        assert_eq!(parse_completion(big.as_bytes()).unwrap_err().status(), 413);
         assert_eq!(
-            parse_completion(br#"{"status":"done"}"#)
-                .unwrap_err()
-                .status(),
-            400
+            parse_completion(&big).unwrap_err(),
+            CompletionError::TooLarge
         );
+        assert!(matches!(
+            parse_completion(r#"{"status":"done"}"#),
+            Err(CompletionError::Invalid(_))
+        ));
+        assert!(matches!(
+            parse_completion(r#"["completed"]"#),
+            Err(CompletionError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn progress_is_an_optional_percentage() {
+        assert_eq!(parse_progress("{}").unwrap(), None);
+        assert_eq!(parse_progress(r#"{"progress":42}"#).unwrap(), Some(42));
+        for bad in [
+            r#"{"progress":101}"#,
+            r#"{"progress":"5"}"#,
+            r#"{"progress":-1}"#,
+            "5",
+        ] {
+            assert!(parse_progress(bad).is_err(), "{bad}");
+        }
     }
 }

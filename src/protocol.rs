@@ -1,205 +1,561 @@
-//! The internal protocol between the worker and its Durable Objects: request and
-//! reply bodies, shared by both sides so they cannot drift apart.
+//! The messages between the worker and its Durable Objects, shared by both sides so
+//! they cannot drift apart.
 //!
-//! The worker POSTs one JSON [`AccountRequest`] to an account object (one per
-//! provider|user|account) or one [`DirectoryRequest`] to a user's directory object
-//! (one per provider|user). Each request names its operation in `op`.
+//! - The worker (and the live sessions and account objects) send a user's directory
+//!   object one [`DirectoryCall`]; every directory operation answers an [`Answer`]: the
+//!   finished HTTP status and body, which the worker hands back as it is.
+//! - The directory sends an account object one operation at a time. Each operation is
+//!   its own struct implementing [`AccountCall`], which names its reply type: asking
+//!   for the wrong reply does not compile.
+//! - The hot path, a list, does not go through JSON at all: the directory calls the
+//!   account objects' `snapshot` method, which answers the [`Snapshot`] text format.
+//!
+//! All calls are Durable Object RPC (`stub.call(text)`), not `fetch`: no Request or
+//! Response objects, no header maps, no body streams on the way.
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
-use crate::jobs::{FinalStatus, JobRecord};
-use crate::shapes::AccountSnapshot;
+use crate::admission::Summary;
+use crate::jobs::{Completion, FinalStatus, Registration};
+use crate::providers::Provider;
 
-/// The Durable Object name of an account: every part is validated before it gets here,
-/// and `|` occurs in none of them, so names cannot collide.
-pub fn account_object_name(provider: &str, user: &str, account: &str) -> String {
+/// The Durable Object name of an account: every part is validated before it gets
+/// here, and neither a provider nor a user id holds a `|`, so names cannot collide.
+pub fn account_object_name(provider: Provider, user: &str, account: &str) -> String {
     format!("{provider}|{user}|{account}")
 }
 
-pub fn directory_object_name(provider: &str, user: &str) -> String {
+pub fn directory_object_name(provider: Provider, user: &str) -> String {
     format!("{provider}|{user}")
 }
 
-/// A request to a Durable Object. Requests that carry no data (the reads every list
-/// makes) travel as `GET /<op>` with no body: a request body is a stream on both sides
-/// of the round trip, and skipping it is measurably cheaper on the hot path.
-pub trait ObjectRequest: Serialize {
-    /// The `op` name when the request is that name alone.
-    fn bodiless_op(&self) -> Option<&'static str>;
-}
+// ---------------------------------------------------------------------------------
+// To the directory
 
-/// The JSON request a `GET /<op>` stands for: `{"op":"<op>"}`, parsed as usual. `None`
-/// when the path is not a plain op name (lower-case letters and `_`).
-pub fn request_from_path(path: &str) -> Option<String> {
-    let op = path.strip_prefix('/')?;
-    let plain = !op.is_empty() && op.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
-    plain.then(|| format!(r#"{{"op":"{op}"}}"#))
+/// One operation on a user's directory (one object per provider and user).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DirectoryCall {
+    pub provider: Provider,
+    pub user: String,
+    pub op: DirectoryOp,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum AccountRequest {
-    /// Create the account or change its maxJobs. Reply: [`AccountSnapshot`].
-    Configure {
-        provider: String,
-        user: String,
+pub enum DirectoryOp {
+    /// `GET …/scheduler`
+    List {
+        now_ms: i64,
+    },
+    /// `GET …/scheduler/available`
+    Available {
+        now_ms: i64,
+    },
+    /// `DELETE …/scheduler/{id}`: stop tracking, no webhook.
+    Cancel {
+        id: String,
+    },
+    /// Register a job (parsed at the edge). May answer [`Answer::WAITING`].
+    Register {
+        registration: Registration,
+        now_ms: i64,
+    },
+    /// A waiting registration's worker asks again (and shows it is still there).
+    Poll {
+        ticket: u64,
+    },
+    /// A waiting registration's worker takes the slot reserved for it.
+    Confirm {
+        ticket: u64,
+    },
+    PutAccount {
         account: String,
         max_jobs: u32,
     },
-    /// Reply: `Option<AccountSnapshot>` (`null` when the account is not configured).
-    Snapshot,
-    /// Admit one job if there is room. Reply: [`AdmitReply`].
-    Admit { job: JobRecord },
-    /// End an executing job and queue its webhook. Reply: [`CompleteReply`].
-    /// `result` is raw JSON text (a `RawValue` cannot sit in an internally tagged enum).
+    DeleteAccount {
+        account: String,
+    },
+    ListAccounts {
+        now_ms: i64,
+    },
+    Pause {
+        account: String,
+        until_ms: Option<i64>,
+        reason: Option<String>,
+        now_ms: i64,
+    },
+    Resume {
+        account: String,
+        now_ms: i64,
+    },
+    ListJobs {
+        now_ms: i64,
+    },
     Complete {
         id: String,
-        status: FinalStatus,
-        result: Option<String>,
+        completion: Completion,
     },
-    /// Stop tracking a job, without webhook. Reply: `bool` (whether it was executing).
-    Cancel { id: String },
-    /// Forget the account's configuration and jobs. Reply: `bool` (whether it existed).
-    Remove,
-    /// Undelivered webhooks. Reply: `Vec<DeliveryRow>`.
-    Webhooks { failed: bool, pending: bool },
+    Progress {
+        id: String,
+        progress: Option<u8>,
+        now_ms: i64,
+    },
+    /// A page of the webhooks list; `path` is for the `Link` header.
+    Webhooks {
+        status: String,
+        limit: usize,
+        cursor: Option<String>,
+        path: String,
+    },
+    RetryWebhook {
+        webhook_id: String,
+    },
+    RetryWebhooksSince {
+        since_ms: i64,
+    },
+    /// A live session starts following this user and provider.
+    Subscribe {
+        session: String,
+        digest: String,
+    },
+    Unsubscribe {
+        session: String,
+    },
+    /// A token was revoked: close its live sessions.
+    TokenRevoked {
+        digest: String,
+    },
+    /// An account object changed by itself (its alarm expired jobs or ended a pause).
+    AccountChanged {
+        account: String,
+        summary: Summary,
+    },
 }
 
-impl ObjectRequest for AccountRequest {
-    fn bodiless_op(&self) -> Option<&'static str> {
-        match self {
-            AccountRequest::Snapshot => Some("snapshot"),
-            AccountRequest::Remove => Some("remove"),
-            _ => None,
+/// What a directory operation answers: the finished HTTP answer.
+///
+/// On the wire it is one string: three status digits, then either a space and the
+/// body, or `L` + the `Link` header + a newline + the body. Two internal statuses
+/// never reach a client: [`Answer::WAITING`] and [`Answer::RESERVED`], whose body is the
+/// waiter's ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub link: Option<String>,
+    pub body: String,
+}
+
+impl Answer {
+    /// The registration waits for a slot; the worker polls with the ticket.
+    pub const WAITING: u16 = 102;
+    /// A slot is reserved for the registration; the worker confirms with the ticket.
+    pub const RESERVED: u16 = 103;
+
+    pub fn new(status: u16, body: impl Into<String>) -> Answer {
+        Answer {
+            status,
+            link: None,
+            body: body.into(),
         }
+    }
+
+    pub fn empty() -> Answer {
+        Answer::new(204, String::new())
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(self.body.len() + 4);
+        out.push_str(&format!("{:03}", self.status.min(999)));
+        match &self.link {
+            Some(link) => {
+                out.push('L');
+                out.push_str(link);
+                out.push('\n');
+            }
+            None => out.push(' '),
+        }
+        out.push_str(&self.body);
+        out
+    }
+
+    pub fn decode(text: &str) -> Option<Answer> {
+        let status = text.get(..3)?.parse::<u16>().ok()?;
+        let rest = text.get(3..)?;
+        let (link, body) = match rest.strip_prefix('L') {
+            Some(tail) => {
+                let (link, body) = tail.split_once('\n')?;
+                (Some(link.to_owned()), body)
+            }
+            None => (None, rest.strip_prefix(' ')?),
+        };
+        Some(Answer {
+            status,
+            link,
+            body: body.to_owned(),
+        })
     }
 }
 
+// ---------------------------------------------------------------------------------
+// To an account object
+
+/// An operation on one account object; `Reply` is what it answers.
+pub trait AccountCall: Serialize + DeserializeOwned {
+    /// The operation's name on the wire.
+    const OP: &'static str;
+    type Reply: Serialize + DeserializeOwned;
+}
+
+/// The wire form of an account call: `{"op": …, "args": …}`.
+#[derive(Serialize)]
+pub struct Envelope<'a, C> {
+    pub op: &'static str,
+    pub args: &'a C,
+}
+
+/// The receiving side reads the op name first, then the arguments of that op.
+#[derive(Deserialize)]
+pub struct RawEnvelope<'a> {
+    pub op: &'a str,
+    #[serde(borrow)]
+    pub args: &'a serde_json::value::RawValue,
+}
+
+pub fn encode_call<C: AccountCall>(call: &C) -> String {
+    serde_json::to_string(&Envelope {
+        op: C::OP,
+        args: call,
+    })
+    .unwrap_or_default()
+}
+
+macro_rules! account_call {
+    ($name:ident, $op:literal, $reply:ty) => {
+        impl AccountCall for $name {
+            const OP: &'static str = $op;
+            type Reply = $reply;
+        }
+    };
+}
+
+/// Create the account or change its `maxJobs`.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum AdmitReply {
-    Admitted { job: JobRecord },
-    Full,
-    Duplicate,
+pub struct Configure {
+    pub provider: Provider,
+    pub user: String,
+    pub account: String,
+    pub max_jobs: u32,
+}
+account_call!(Configure, "configure", Summary);
+
+/// The account's summary; `None` when it is not configured.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct GetSummary {
+    pub now_ms: i64,
+}
+account_call!(GetSummary, "summary", Option<Summary>);
+
+/// A job ready to be stored: its id is final.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewJob {
+    pub id: String,
+    pub started_ms: i64,
+    pub reply_url: Option<String>,
+    pub reply_ref: Option<String>,
+    pub counts: bool,
+    pub details: String,
+}
+
+/// Admit one job if there is room.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Admit {
+    pub job: NewJob,
+    pub now_ms: i64,
+}
+account_call!(Admit, "admit", AdmitOutcome);
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum AdmitOutcome {
+    /// Stored; `item` is the job as the public list shows it.
+    Admitted {
+        item: String,
+        summary: Summary,
+    },
+    Full(Summary),
+    Paused(Summary),
+    Duplicate(Summary),
+    /// The account tracks as many jobs as it may (slot-free jobs included).
+    TooMany(Summary),
     NotConfigured,
 }
 
+/// End an executing job and queue its webhook.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum CompleteReply {
-    Completed { webhook_id: Option<String> },
+pub struct Complete {
+    pub id: String,
+    pub status: FinalStatus,
+    pub result: Option<String>,
+    pub now_ms: i64,
+}
+account_call!(Complete, "complete", Ended);
+
+/// Stop tracking a job, without webhook.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Cancel {
+    pub id: String,
+    pub now_ms: i64,
+}
+account_call!(Cancel, "cancel", Ended);
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Ended {
+    /// The job left the list; `answer` is the operator's answer to a completion
+    /// (`providers::completion_answer`), empty for a cancel.
+    Ended {
+        answer: String,
+        summary: Summary,
+    },
+    NotRunning(Option<Summary>),
+}
+
+/// A job reported progress: its timeout restarts.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Progress {
+    pub id: String,
+    pub progress: Option<u8>,
+    pub now_ms: i64,
+}
+account_call!(Progress, "progress", Option<String>);
+
+/// Pause the account (until `until_ms`, or until resumed).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Pause {
+    pub until_ms: Option<i64>,
+    pub reason: Option<String>,
+    pub now_ms: i64,
+}
+account_call!(Pause, "pause", Option<RowAndSummary>);
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Resume {
+    pub now_ms: i64,
+}
+account_call!(Resume, "resume", Option<RowAndSummary>);
+
+/// The operator's row of the account and its summary.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RowAndSummary {
+    pub row: String,
+    pub summary: Summary,
+}
+
+/// The operator's row: `{"account","maxJobs","executing","paused","pausedUntil"?,
+/// "reason"?}`; `None` when not configured.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Row {
+    pub now_ms: i64,
+}
+account_call!(Row, "row", Option<String>);
+
+/// Forget the account's configuration and jobs (its webhooks are still delivered).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Remove;
+account_call!(Remove, "remove", bool);
+
+/// Every executing job as the operator sees it: `(started_ms, seq, item)`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AdminJobs {
+    pub now_ms: i64,
+}
+account_call!(AdminJobs, "jobs", Vec<(i64, i64, String)>);
+
+/// Up to `limit` deliveries of `status` after `after_seq`, at most `max_bytes` of
+/// rows (at least one row).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Deliveries {
+    pub status: String,
+    pub after_seq: i64,
+    pub limit: usize,
+    pub max_bytes: usize,
+}
+account_call!(Deliveries, "deliveries", DeliveryPage);
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct DeliveryPage {
+    /// Rows as JSON objects, in sequence order.
+    pub rows: Vec<String>,
+    pub last_seq: Option<i64>,
+    /// More rows of this status follow `last_seq`.
+    pub more: bool,
+}
+
+/// Put one failed delivery back to pending, same webhook id, fresh schedule.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RetryDelivery {
+    pub webhook_id: String,
+    pub now_ms: i64,
+}
+account_call!(RetryDelivery, "retry", RetryOutcome);
+
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RetryOutcome {
+    Requeued,
+    StillPending,
+    /// It was delivered; only failed deliveries are retried.
+    Delivered,
     NotFound,
 }
 
-/// A webhook delivery as the operator lists it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeliveryRow {
-    pub webhook_id: String,
-    pub account: String,
-    pub reply_url: String,
-    pub status: String,
-    pub attempts: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_attempt: Option<String>,
-    pub created: String,
-    pub payload: Box<RawValue>,
-}
-
+/// Put every failed delivery created since `since_ms` back to pending.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum DirectoryRequest {
-    /// Reply: `Vec<String>`, the configured account names, ascending.
-    List,
-    /// Reply: `Vec<String>`, every account ever configured and not since re-used,
-    /// removed ones included (their objects may still hold undelivered webhooks).
-    ListAll,
-    /// Reply: `bool`, whether it was new.
-    Add { account: String },
-    /// Reply: `bool`, whether it was configured.
-    Remove { account: String },
-    /// Register a job: parse `body`, choose the account, admit. The directory runs one
-    /// registration at a time. Reply: [`RegisterReply`].
-    Register {
-        provider: String,
-        user: String,
-        body: String,
-        now_ms: i64,
-    },
+pub struct RetrySince {
+    pub since_ms: i64,
+    pub now_ms: i64,
+}
+account_call!(RetrySince, "retry_since", u64);
+
+// ---------------------------------------------------------------------------------
+// The list's text format
+
+/// One account's part of a list, as its `snapshot` method answers it: a header line
+/// `rev max_jobs counted paused n` (tab-separated), then `n` lines
+/// `started_ms seq item` where `item` is the job's public JSON (JSON text never holds
+/// a raw newline or tab... outside strings, and inside strings they are escaped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot<'a> {
+    pub rev: u64,
+    pub max_jobs: u32,
+    pub counted: u32,
+    pub paused: bool,
+    pub jobs: Vec<SnapshotJob<'a>>,
 }
 
-impl ObjectRequest for DirectoryRequest {
-    fn bodiless_op(&self) -> Option<&'static str> {
-        match self {
-            DirectoryRequest::List => Some("list"),
-            DirectoryRequest::ListAll => Some("list_all"),
-            _ => None,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotJob<'a> {
+    pub started_ms: i64,
+    pub seq: i64,
+    pub item: &'a str,
+}
+
+impl<'a> Snapshot<'a> {
+    /// Writes the header line; the caller appends one [`push_job`] per job.
+    pub fn push_header(
+        out: &mut String,
+        rev: u64,
+        max_jobs: u32,
+        counted: u32,
+        paused: bool,
+        jobs: usize,
+    ) {
+        use std::fmt::Write;
+        let _ = writeln!(
+            out,
+            "{rev}\t{max_jobs}\t{counted}\t{}\t{jobs}",
+            u8::from(paused)
+        );
+    }
+
+    pub fn push_job(out: &mut String, started_ms: i64, seq: i64, item: &str) {
+        use std::fmt::Write;
+        let _ = write!(out, "{started_ms}\t{seq}\t");
+        out.push_str(item);
+        out.push('\n');
+    }
+
+    /// Reads a snapshot; `None` for an unconfigured account (an empty text) or
+    /// anything malformed.
+    pub fn parse(text: &'a str) -> Option<Snapshot<'a>> {
+        let mut lines = text.split('\n');
+        let mut header = lines.next()?.split('\t');
+        let mut next = || header.next()?.parse::<u64>().ok();
+        let (rev, max_jobs, counted, paused, n) = (next()?, next()?, next()?, next()?, next()?);
+        let mut jobs = Vec::with_capacity(usize::try_from(n).ok()?.min(1024));
+        for _ in 0..n {
+            let mut parts = lines.next()?.splitn(3, '\t');
+            jobs.push(SnapshotJob {
+                started_ms: parts.next()?.parse().ok()?,
+                seq: parts.next()?.parse().ok()?,
+                item: parts.next()?,
+            });
+        }
+        Some(Snapshot {
+            rev,
+            max_jobs: u32::try_from(max_jobs).ok()?,
+            counted: u32::try_from(counted).ok()?,
+            paused: paused == 1,
+            jobs,
+        })
+    }
+
+    /// Free slots as `available` shows them: none while paused, never negative.
+    pub fn available(&self) -> u32 {
+        if self.paused {
+            0
+        } else {
+            self.max_jobs.saturating_sub(self.counted)
         }
     }
 }
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum RegisterReply {
-    Admitted {
-        account: String,
-        job: JobRecord,
-    },
-    /// A 4xx for the operator (400, 404, 409, 429) with its message.
-    Refused {
-        status: u16,
-        message: String,
-    },
-}
-
-pub type MaybeSnapshot = Option<AccountSnapshot>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A bodiless request, rebuilt from its path, parses to the same request: the
-    /// `GET /<op>` form cannot drift from the JSON form.
-    fn round_trips<R: ObjectRequest + serde::de::DeserializeOwned>(request: R) {
-        let op = request.bodiless_op().expect("bodiless");
-        let rebuilt = request_from_path(&format!("/{op}")).expect("plain op");
-        let parsed: R = serde_json::from_str(&rebuilt).expect("parses");
+    #[test]
+    fn answers_round_trip_with_and_without_a_link() {
+        for a in [
+            Answer::new(200, r#"[{"id":1}]"#),
+            Answer::empty(),
+            Answer {
+                status: 200,
+                link: Some(r#"</x?cursor=abc>; rel="next""#.to_owned()),
+                body: "[\n]".to_owned(),
+            },
+            Answer::new(Answer::WAITING, "17"),
+        ] {
+            assert_eq!(Answer::decode(&a.encode()), Some(a));
+        }
+        assert_eq!(Answer::decode("20"), None);
+        assert_eq!(Answer::decode("abc body"), None);
+        assert_eq!(Answer::decode("200x"), None);
+    }
+
+    #[test]
+    fn snapshots_round_trip_items_with_tabs_and_newlines_escaped() {
+        let item = crate::json::string("a\tb\nc");
+        let mut text = String::new();
+        Snapshot::push_header(&mut text, 9, 5, 2, true, 2);
+        Snapshot::push_job(&mut text, 1_000, 1, &item);
+        Snapshot::push_job(&mut text, 2_000, 3, "{}");
+        let s = Snapshot::parse(&text).unwrap();
+        assert_eq!((s.rev, s.max_jobs, s.counted, s.paused), (9, 5, 2, true));
+        assert_eq!(s.jobs[0].item, item);
         assert_eq!(
-            serde_json::to_string(&parsed).unwrap(),
-            serde_json::to_string(&request).unwrap()
+            s.jobs[1],
+            SnapshotJob {
+                started_ms: 2_000,
+                seq: 3,
+                item: "{}"
+            }
+        );
+        assert_eq!(s.available(), 0);
+        assert_eq!(Snapshot::parse(""), None);
+        assert_eq!(
+            Snapshot::parse("1\t2\t3\t0\t1\n"),
+            None,
+            "a job line is missing"
         );
     }
 
     #[test]
-    fn bodiless_requests_rebuilt_from_their_path_are_the_same_request() {
-        round_trips(AccountRequest::Snapshot);
-        round_trips(AccountRequest::Remove);
-        round_trips(DirectoryRequest::List);
-        round_trips(DirectoryRequest::ListAll);
-    }
-
-    #[test]
-    fn requests_with_data_always_carry_a_body() {
-        let cancel = AccountRequest::Cancel { id: "1".into() };
-        assert_eq!(cancel.bodiless_op(), None);
-        let add = DirectoryRequest::Add {
-            account: "a@x.com".into(),
-        };
-        assert_eq!(add.bodiless_op(), None);
-    }
-
-    #[test]
-    fn only_plain_op_names_become_requests() {
-        assert_eq!(
-            request_from_path("/snapshot").as_deref(),
-            Some(r#"{"op":"snapshot"}"#)
-        );
-        assert_eq!(request_from_path("/"), None);
-        assert_eq!(request_from_path("snapshot"), None);
-        assert_eq!(request_from_path(r#"/x","a":"b"#), None);
-        assert_eq!(request_from_path("/Snapshot"), None);
+    fn account_calls_travel_with_their_op_name() {
+        let text = encode_call(&Cancel {
+            id: "7".into(),
+            now_ms: 5,
+        });
+        let raw: RawEnvelope<'_> = serde_json::from_str(&text).unwrap();
+        assert_eq!(raw.op, "cancel");
+        let back: Cancel = serde_json::from_str(raw.args.get()).unwrap();
+        assert_eq!((back.id.as_str(), back.now_ms), ("7", 5));
     }
 }

@@ -1,53 +1,97 @@
-//! Which route a (method, path) pair names. Pure: the glue passes the method name and
-//! the raw (still percent-encoded) path, and gets a [`Route`] or the error to answer.
+//! Which route a (method, path) pair names. Pure: the glue passes the request's own
+//! method text (any token, not just the ones the platform knows) and the raw, still
+//! percent-encoded path, and gets a [`Route`] or the error to answer.
 //!
 //! Path parameters come back percent-decoded but not yet validated: user ids, account
 //! names and job ids are parsed by the handlers after authentication, so an
 //! unauthenticated caller learns nothing from the 400s.
 
-use crate::domain::{percent_decode, Provider};
+use crate::domain::percent_decode;
 use crate::errors::{ApiError, ErrorStyle};
+use crate::providers::Provider;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
-    /// `GET /v1/{provider}/scheduler`
-    ListJobs { provider: Provider },
-    /// `GET /v1/{provider}/scheduler/available`
-    ListAvailable { provider: Provider },
-    /// `DELETE /v1/{provider}/scheduler/{id}`
-    CancelJob { provider: Provider, job: String },
-    /// `OPTIONS` on any public path: CORS preflight.
-    Preflight,
+    /// `GET /`: the live view page.
+    Page,
     /// `GET /openapi.json`
     OpenApi,
+    /// `OPTIONS` on any public path: CORS preflight.
+    Preflight,
+    /// A public route of one provider, with the user's own token.
+    Public { provider: Provider, op: PublicOp },
     /// `POST /admin/v1/tokens`
     IssueToken,
     /// `POST /admin/v1/tokens/revoke`
     RevokeToken,
-    /// `GET /admin/v1/users/{user}/{provider}/accounts`
-    ListAccounts { user: String, provider: Provider },
-    /// `PUT /admin/v1/users/{user}/{provider}/accounts/{account}`
-    PutAccount {
+    /// `/admin/v1/users/{user}/{provider}/…`: `provider` is checked after the
+    /// operator is authenticated (an unknown one is a 404).
+    Operator {
         user: String,
-        provider: Provider,
-        account: String,
+        provider: String,
+        op: OperatorOp,
     },
-    /// `DELETE /admin/v1/users/{user}/{provider}/accounts/{account}`
-    DeleteAccount {
-        user: String,
-        provider: Provider,
-        account: String,
-    },
-    /// `POST /admin/v1/users/{user}/{provider}/jobs`
-    RegisterJob { user: String, provider: Provider },
-    /// `POST /admin/v1/users/{user}/{provider}/jobs/{id}/complete`
-    CompleteJob {
-        user: String,
-        provider: Provider,
-        job: String,
-    },
-    /// `GET /admin/v1/users/{user}/{provider}/webhooks`
-    ListWebhooks { user: String, provider: Provider },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublicOp {
+    /// `GET …/scheduler`
+    List,
+    /// `GET …/scheduler/available`
+    Available,
+    /// `GET …/scheduler/live` (a WebSocket upgrade)
+    Live,
+    /// `DELETE …/scheduler/{id}`: any segment is an id, `available` and `live` too.
+    Cancel(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OperatorOp {
+    ListAccounts,
+    PutAccount(String),
+    DeleteAccount(String),
+    Pause(String),
+    Resume(String),
+    ListJobs,
+    RegisterJob,
+    CompleteJob(String),
+    Progress(String),
+    ListWebhooks,
+    RetryWebhooks,
+    RetryWebhook(String),
+}
+
+impl Route {
+    /// A short label for logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Route::Page => "page",
+            Route::OpenApi => "openapi",
+            Route::Preflight => "preflight",
+            Route::Public { op, .. } => match op {
+                PublicOp::List => "list",
+                PublicOp::Available => "available",
+                PublicOp::Live => "live",
+                PublicOp::Cancel(_) => "cancel",
+            },
+            Route::IssueToken => "issue_token",
+            Route::RevokeToken => "revoke_token",
+            Route::Operator { op, .. } => match op {
+                OperatorOp::ListAccounts => "list_accounts",
+                OperatorOp::PutAccount(_) => "put_account",
+                OperatorOp::DeleteAccount(_) => "delete_account",
+                OperatorOp::Pause(_) => "pause_account",
+                OperatorOp::Resume(_) => "resume_account",
+                OperatorOp::ListJobs => "list_jobs",
+                OperatorOp::RegisterJob => "register_job",
+                OperatorOp::CompleteJob(_) => "complete_job",
+                OperatorOp::Progress(_) => "progress",
+                OperatorOp::ListWebhooks => "list_webhooks",
+                OperatorOp::RetryWebhooks => "retry_webhooks",
+                OperatorOp::RetryWebhook(_) => "retry_webhook",
+            },
+        }
+    }
 }
 
 /// A routing failure with the error style of the path it happened on.
@@ -59,331 +103,330 @@ pub struct RouteError {
     pub public: bool,
 }
 
-/// What a path is, before the method is looked at.
-enum PathMatch {
-    Public {
-        provider: Provider,
-        kind: PublicKind,
-    },
-    Admin(AdminPath),
+/// The error style of a path whose route may not exist: the provider's own under its
+/// public path, the coded shape everywhere else.
+pub fn style_for_path(path: &str) -> ErrorStyle {
+    let under = |root: &str| path == root || path.starts_with(&format!("{root}/"));
+    Provider::all()
+        .find(|p| {
+            under(
+                p.public_path()
+                    .rsplit_once('/')
+                    .map_or("", |(root, _)| root),
+            )
+        })
+        .map_or(ErrorStyle::Coded, |p| p.error_style())
+}
+
+/// Whether a path is under the public API (`/v1/…`, `/v2/…`): its answers, errors
+/// included, carry CORS headers so browsers can read them.
+pub fn is_public_path(path: &str) -> bool {
+    path.starts_with("/v1/") || path.starts_with("/v2/")
+}
+
+/// What a path names, before the method is looked at.
+enum Resource {
+    Page,
     OpenApi,
-}
-
-enum PublicKind {
-    Collection,
-    Available,
-    Item(String),
-}
-
-enum AdminPath {
+    Collection(Provider),
+    /// `…/scheduler/{segment}`: `available`, `live`, or a job id.
+    Item(Provider, String),
     Tokens,
     Revoke,
-    Accounts {
-        user: String,
-        provider: Provider,
-    },
-    Account {
-        user: String,
-        provider: Provider,
-        account: String,
-    },
-    Jobs {
-        user: String,
-        provider: Provider,
-    },
-    Complete {
-        user: String,
-        provider: Provider,
-        job: String,
-    },
-    Webhooks {
-        user: String,
-        provider: Provider,
-    },
+    Operator(String, String, OperatorPath),
 }
 
-/// The error style of a path whose route may not exist: Dreamina's plain shape under
-/// `/v1/dreamina/`, the coded shape everywhere else.
-pub fn style_for_path(path: &str) -> ErrorStyle {
-    if path.starts_with("/v1/dreamina/") || path == "/v1/dreamina" {
-        ErrorStyle::Plain
-    } else {
-        ErrorStyle::Coded
-    }
-}
-
-pub fn style_for(provider: Provider) -> ErrorStyle {
-    match provider {
-        Provider::Dreamina => ErrorStyle::Plain,
-        Provider::Kling => ErrorStyle::Coded,
-    }
+enum OperatorPath {
+    Accounts,
+    Account(String),
+    Pause(String),
+    Resume(String),
+    Jobs,
+    Complete(String),
+    Progress(String),
+    Webhooks,
+    RetryAll,
+    Retry(String),
 }
 
 pub fn match_route(method: &str, raw_path: &str) -> Result<Route, RouteError> {
-    let style = style_for_path(raw_path);
-    let public = raw_path.starts_with("/v1/");
+    let public = is_public_path(raw_path);
     let fail = |error| RouteError {
         error,
-        style,
+        style: style_for_path(raw_path),
         public,
     };
-    let path = match_path(raw_path).map_err(fail)?;
-    let method = method.to_ascii_uppercase();
-    let allowed = allowed_methods(&path);
-    let route = match (method.as_str(), path) {
-        ("OPTIONS", PathMatch::Public { .. }) => Route::Preflight,
-        ("GET", PathMatch::OpenApi) => Route::OpenApi,
-        (
-            "GET",
-            PathMatch::Public {
-                provider,
-                kind: PublicKind::Collection,
-            },
-        ) => Route::ListJobs { provider },
-        (
-            "GET",
-            PathMatch::Public {
-                provider,
-                kind: PublicKind::Available,
-            },
-        ) => Route::ListAvailable { provider },
-        (
-            "DELETE",
-            PathMatch::Public {
-                provider,
-                kind: PublicKind::Item(job),
-            },
-        ) => Route::CancelJob { provider, job },
-        // `/scheduler/available` is also a job named "available" when deleted.
-        (
-            "DELETE",
-            PathMatch::Public {
-                provider,
-                kind: PublicKind::Available,
-            },
-        ) => Route::CancelJob {
+    let resource = resource(raw_path).map_err(fail)?;
+    if method == "OPTIONS" && matches!(resource, Resource::Collection(_) | Resource::Item(..)) {
+        return Ok(Route::Preflight);
+    }
+    let allowed = allowed_methods(&resource);
+    let route = match (method, resource) {
+        ("GET", Resource::Page) => Route::Page,
+        ("GET", Resource::OpenApi) => Route::OpenApi,
+        ("GET", Resource::Collection(provider)) => Route::Public {
             provider,
-            job: "available".to_owned(),
+            op: PublicOp::List,
         },
-        ("POST", PathMatch::Admin(AdminPath::Tokens)) => Route::IssueToken,
-        ("POST", PathMatch::Admin(AdminPath::Revoke)) => Route::RevokeToken,
-        ("GET", PathMatch::Admin(AdminPath::Accounts { user, provider })) => {
-            Route::ListAccounts { user, provider }
-        }
-        (
-            "PUT",
-            PathMatch::Admin(AdminPath::Account {
-                user,
-                provider,
-                account,
-            }),
-        ) => Route::PutAccount {
-            user,
+        ("GET", Resource::Item(provider, segment)) if segment == "available" => Route::Public {
             provider,
-            account,
+            op: PublicOp::Available,
         },
-        (
-            "DELETE",
-            PathMatch::Admin(AdminPath::Account {
-                user,
-                provider,
-                account,
-            }),
-        ) => Route::DeleteAccount {
-            user,
+        ("GET", Resource::Item(provider, segment)) if segment == "live" => Route::Public {
             provider,
-            account,
+            op: PublicOp::Live,
         },
-        ("POST", PathMatch::Admin(AdminPath::Jobs { user, provider })) => {
-            Route::RegisterJob { user, provider }
-        }
-        (
-            "POST",
-            PathMatch::Admin(AdminPath::Complete {
-                user,
-                provider,
-                job,
-            }),
-        ) => Route::CompleteJob {
-            user,
+        ("DELETE", Resource::Item(provider, id)) => Route::Public {
             provider,
-            job,
+            op: PublicOp::Cancel(id),
         },
-        ("GET", PathMatch::Admin(AdminPath::Webhooks { user, provider })) => {
-            Route::ListWebhooks { user, provider }
+        ("POST", Resource::Tokens) => Route::IssueToken,
+        ("POST", Resource::Revoke) => Route::RevokeToken,
+        (method, Resource::Operator(user, provider, path)) => {
+            let op = match (method, path) {
+                ("GET", OperatorPath::Accounts) => OperatorOp::ListAccounts,
+                ("PUT", OperatorPath::Account(a)) => OperatorOp::PutAccount(a),
+                ("DELETE", OperatorPath::Account(a)) => OperatorOp::DeleteAccount(a),
+                ("POST", OperatorPath::Pause(a)) => OperatorOp::Pause(a),
+                ("POST", OperatorPath::Resume(a)) => OperatorOp::Resume(a),
+                ("GET", OperatorPath::Jobs) => OperatorOp::ListJobs,
+                ("POST", OperatorPath::Jobs) => OperatorOp::RegisterJob,
+                ("POST", OperatorPath::Complete(id)) => OperatorOp::CompleteJob(id),
+                ("POST", OperatorPath::Progress(id)) => OperatorOp::Progress(id),
+                ("GET", OperatorPath::Webhooks) => OperatorOp::ListWebhooks,
+                ("POST", OperatorPath::RetryAll) => OperatorOp::RetryWebhooks,
+                ("POST", OperatorPath::Retry(id)) => OperatorOp::RetryWebhook(id),
+                _ => return Err(fail(ApiError::MethodNotAllowed { allow: allowed })),
+            };
+            Route::Operator { user, provider, op }
         }
         _ => return Err(fail(ApiError::MethodNotAllowed { allow: allowed })),
     };
     Ok(route)
 }
 
-fn allowed_methods(path: &PathMatch) -> &'static str {
-    match path {
-        PathMatch::Public {
-            kind: PublicKind::Collection,
-            ..
-        } => "GET, OPTIONS",
-        PathMatch::Public {
-            kind: PublicKind::Available,
-            ..
-        } => "GET, DELETE, OPTIONS",
-        PathMatch::Public {
-            kind: PublicKind::Item(_),
-            ..
-        } => "DELETE, OPTIONS",
-        PathMatch::OpenApi => "GET",
-        PathMatch::Admin(AdminPath::Account { .. }) => "PUT, DELETE",
-        PathMatch::Admin(AdminPath::Accounts { .. } | AdminPath::Webhooks { .. }) => "GET",
-        PathMatch::Admin(_) => "POST",
+fn allowed_methods(resource: &Resource) -> &'static str {
+    match resource {
+        Resource::Page | Resource::OpenApi => "GET",
+        Resource::Collection(_) => "GET, OPTIONS",
+        Resource::Item(_, segment) if segment == "available" || segment == "live" => {
+            "GET, DELETE, OPTIONS"
+        }
+        Resource::Item(..) => "DELETE, OPTIONS",
+        Resource::Tokens | Resource::Revoke => "POST",
+        Resource::Operator(_, _, path) => match path {
+            OperatorPath::Accounts | OperatorPath::Webhooks => "GET",
+            OperatorPath::Account(_) => "PUT, DELETE",
+            OperatorPath::Jobs => "GET, POST",
+            _ => "POST",
+        },
     }
 }
 
-fn match_path(raw_path: &str) -> Result<PathMatch, ApiError> {
+fn resource(raw_path: &str) -> Result<Resource, ApiError> {
+    if raw_path == "/" {
+        return Ok(Resource::Page);
+    }
     // One trailing slash is forgiven: `/v1/kling/scheduler/` is the list.
-    let trimmed = raw_path
+    let path = raw_path
         .strip_suffix('/')
         .filter(|p| !p.is_empty())
         .unwrap_or(raw_path);
-    let segments: Vec<&str> = trimmed.trim_start_matches('/').split('/').collect();
-    let provider = |text: &str| Provider::parse(text).ok_or_else(ApiError::not_found);
     let decode = |text: &str| percent_decode(text).map_err(ApiError::BadRequest);
-    let matched = match segments.as_slice() {
-        ["openapi.json"] => PathMatch::OpenApi,
-        ["v1", p, "scheduler"] => PathMatch::Public {
-            provider: provider(p)?,
-            kind: PublicKind::Collection,
-        },
-        ["v1", p, "scheduler", "available"] => PathMatch::Public {
-            provider: provider(p)?,
-            kind: PublicKind::Available,
-        },
-        ["v1", p, "scheduler", id] if !id.is_empty() => PathMatch::Public {
-            provider: provider(p)?,
-            kind: PublicKind::Item(decode(id)?),
-        },
-        ["admin", "v1", "tokens"] => PathMatch::Admin(AdminPath::Tokens),
-        ["admin", "v1", "tokens", "revoke"] => PathMatch::Admin(AdminPath::Revoke),
-        ["admin", "v1", "users", u, p, rest @ ..] => {
-            let (user, provider) = (decode(u)?, provider(p)?);
-            PathMatch::Admin(match rest {
-                ["accounts"] => AdminPath::Accounts { user, provider },
-                ["accounts", a] if !a.is_empty() => AdminPath::Account {
-                    user,
-                    provider,
-                    account: decode(a)?,
-                },
-                ["jobs"] => AdminPath::Jobs { user, provider },
-                ["jobs", id, "complete"] if !id.is_empty() => AdminPath::Complete {
-                    user,
-                    provider,
-                    job: decode(id)?,
-                },
-                ["webhooks"] => AdminPath::Webhooks { user, provider },
+    if let Some((provider, rest)) = Provider::by_public_path(path) {
+        let segments: Vec<&str> = rest.split('/').skip(1).collect();
+        return match segments.as_slice() {
+            [] => Ok(Resource::Collection(provider)),
+            [segment] if !segment.is_empty() => Ok(Resource::Item(provider, decode(segment)?)),
+            _ => Err(ApiError::not_found()),
+        };
+    }
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let resource = match segments.as_slice() {
+        ["openapi.json"] => Resource::OpenApi,
+        ["admin", "v1", "tokens"] => Resource::Tokens,
+        ["admin", "v1", "tokens", "revoke"] => Resource::Revoke,
+        ["admin", "v1", "users", user, provider, rest @ ..] => {
+            let path = match rest {
+                ["accounts"] => OperatorPath::Accounts,
+                ["accounts", a] => OperatorPath::Account(decode(a)?),
+                ["accounts", a, "pause"] => OperatorPath::Pause(decode(a)?),
+                ["accounts", a, "resume"] => OperatorPath::Resume(decode(a)?),
+                ["jobs"] => OperatorPath::Jobs,
+                ["jobs", id, "complete"] => OperatorPath::Complete(decode(id)?),
+                ["jobs", id, "progress"] => OperatorPath::Progress(decode(id)?),
+                ["webhooks"] => OperatorPath::Webhooks,
+                ["webhooks", "retry"] => OperatorPath::RetryAll,
+                ["webhooks", id, "retry"] => OperatorPath::Retry(decode(id)?),
                 _ => return Err(ApiError::not_found()),
-            })
+            };
+            Resource::Operator(decode(user)?, decode(provider)?, path)
         }
         _ => return Err(ApiError::not_found()),
     };
-    Ok(matched)
+    Ok(resource)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn route(method: &str, path: &str) -> Route {
-        match_route(method, path).unwrap()
+    fn p(name: &str) -> Provider {
+        Provider::parse(name).unwrap()
     }
 
-    fn status(method: &str, path: &str) -> u16 {
-        match_route(method, path).unwrap_err().error.status()
-    }
-
-    #[test]
-    fn public_routes_resolve_for_both_providers() {
-        for provider in Provider::ALL {
-            let base = format!("/v1/{provider}/scheduler");
-            assert_eq!(route("GET", &base), Route::ListJobs { provider });
-            assert_eq!(
-                route("GET", &format!("{base}/")),
-                Route::ListJobs { provider }
-            );
-            assert_eq!(
-                route("GET", &format!("{base}/available")),
-                Route::ListAvailable { provider }
-            );
-            assert_eq!(route("OPTIONS", &base), Route::Preflight);
+    fn public(provider: &str, op: PublicOp) -> Route {
+        Route::Public {
+            provider: p(provider),
+            op,
         }
     }
 
     #[test]
-    fn dreamina_jobids_arrive_percent_decoded() {
+    fn every_provider_has_its_public_routes() {
+        for provider in Provider::all() {
+            let base = provider.public_path();
+            assert_eq!(
+                match_route("GET", base),
+                Ok(public(provider.name(), PublicOp::List))
+            );
+            assert_eq!(
+                match_route("GET", &format!("{base}/")),
+                Ok(public(provider.name(), PublicOp::List))
+            );
+            assert_eq!(
+                match_route("GET", &format!("{base}/available")),
+                Ok(public(provider.name(), PublicOp::Available))
+            );
+            assert_eq!(
+                match_route("GET", &format!("{base}/live")),
+                Ok(public(provider.name(), PublicOp::Live))
+            );
+            assert_eq!(
+                match_route("DELETE", &format!("{base}/a%2Fb")),
+                Ok(public(provider.name(), PublicOp::Cancel("a/b".to_owned())))
+            );
+            assert_eq!(
+                match_route("OPTIONS", &format!("{base}/x")),
+                Ok(Route::Preflight)
+            );
+        }
+        assert!(match_route("GET", "/v1/pixverse/scheduler").is_err());
+    }
+
+    #[test]
+    fn reserved_segments_are_still_job_ids_when_deleted() {
         assert_eq!(
-            route(
-                "DELETE",
-                "/v1/dreamina/scheduler/j1v-u1-US%3Aa%40x.com%3Adreamina"
+            match_route("DELETE", "/v1/dreamina/scheduler/available"),
+            Ok(public("dreamina", PublicOp::Cancel("available".to_owned())))
+        );
+        assert_eq!(
+            match_route("DELETE", "/v2/pixverse/scheduler/live"),
+            Ok(public("pixverse", PublicOp::Cancel("live".to_owned())))
+        );
+    }
+
+    #[test]
+    fn unknown_methods_are_405_with_allow_never_a_get() {
+        for (method, path, allow) in [
+            ("PROPFIND", "/v1/kling/scheduler", "GET, OPTIONS"),
+            ("get", "/v1/kling/scheduler", "GET, OPTIONS"),
+            ("POST", "/v1/kling/scheduler", "GET, OPTIONS"),
+            (
+                "HEAD",
+                "/v1/kling/scheduler/available",
+                "GET, DELETE, OPTIONS",
             ),
-            Route::CancelJob {
-                provider: Provider::Dreamina,
-                job: "j1v-u1-US:a@x.com:dreamina".to_owned()
-            }
-        );
+            ("GET", "/v1/kling/scheduler/123", "DELETE, OPTIONS"),
+            ("PROPFIND", "/admin/v1/users/1/kling/accounts", "GET"),
+            (
+                "PATCH",
+                "/admin/v1/users/1/kling/accounts/a@x.com",
+                "PUT, DELETE",
+            ),
+            ("DELETE", "/admin/v1/users/1/kling/jobs", "GET, POST"),
+            ("GET", "/admin/v1/users/1/kling/jobs/1/progress", "POST"),
+            ("PUT", "/admin/v1/tokens", "POST"),
+            ("POST", "/", "GET"),
+        ] {
+            let e = match_route(method, path).unwrap_err();
+            assert_eq!(
+                e.error,
+                ApiError::MethodNotAllowed { allow },
+                "{method} {path}"
+            );
+        }
     }
 
     #[test]
-    fn wrong_methods_name_the_allowed_ones() {
-        let err = match_route("POST", "/v1/kling/scheduler").unwrap_err();
+    fn operator_routes_carry_decoded_parameters() {
+        let op = |method, path| match match_route(method, path) {
+            Ok(Route::Operator { op, user, provider }) => (user, provider, op),
+            other => panic!("{method} {path}: {other:?}"),
+        };
         assert_eq!(
-            err.error,
-            ApiError::MethodNotAllowed {
-                allow: "GET, OPTIONS"
-            }
+            op(
+                "PUT",
+                "/admin/v1/users/12345/dreamina/accounts/US%3Aa%40x.com"
+            ),
+            (
+                "12345".into(),
+                "dreamina".into(),
+                OperatorOp::PutAccount("US:a@x.com".into())
+            )
         );
-        assert_eq!(err.style, ErrorStyle::Coded);
-        let err = match_route("PATCH", "/v1/dreamina/scheduler/x").unwrap_err();
-        assert_eq!(err.style, ErrorStyle::Plain);
-        assert_eq!(status("GET", "/admin/v1/tokens"), 405);
         assert_eq!(
-            status("POST", "/admin/v1/users/1/kling/accounts/a@x.com"),
-            405
+            op("POST", "/admin/v1/users/u/kling/accounts/a@x.com/pause").2,
+            OperatorOp::Pause("a@x.com".into())
         );
+        assert_eq!(
+            op("GET", "/admin/v1/users/u/kling/jobs").2,
+            OperatorOp::ListJobs
+        );
+        assert_eq!(
+            op("POST", "/admin/v1/users/u/minimax/jobs/v%201/progress").2,
+            OperatorOp::Progress("v 1".into())
+        );
+        assert_eq!(
+            op("POST", "/admin/v1/users/u/kling/webhooks/retry").2,
+            OperatorOp::RetryWebhooks
+        );
+        assert_eq!(
+            op("POST", "/admin/v1/users/u/kling/webhooks/msg_1/retry").2,
+            OperatorOp::RetryWebhook("msg_1".into())
+        );
+        // An unknown provider is routed, then refused after authentication.
+        assert_eq!(op("GET", "/admin/v1/users/u/sora/jobs").1, "sora");
     }
 
     #[test]
-    fn unknown_paths_and_providers_are_404() {
-        assert_eq!(status("GET", "/"), 404);
-        assert_eq!(status("GET", "/v1/runway/scheduler"), 404);
-        assert_eq!(status("GET", "/v1/kling/scheduler/1/2"), 404);
-        assert_eq!(status("GET", "/admin/v1/users/1/runway/accounts"), 404);
-        assert_eq!(status("GET", "/admin/v1/users/1/kling/nothing"), 404);
+    fn unknown_paths_are_404_in_the_style_of_their_provider() {
+        let e = match_route("GET", "/v1/dreamina/scheduler/a/b").unwrap_err();
         assert_eq!(
-            match_route("GET", "/v1/dreamina/nope").unwrap_err().style,
-            ErrorStyle::Plain
+            (e.error.status(), e.style, e.public),
+            (404, ErrorStyle::Plain, true)
         );
+        let e = match_route("GET", "/v1/dreamina/nope").unwrap_err();
+        assert_eq!(
+            (e.error.status(), e.style, e.public),
+            (404, ErrorStyle::Plain, true)
+        );
+        let e = match_route("GET", "/v1/kling/nope").unwrap_err();
+        assert_eq!((e.error.status(), e.style), (404, ErrorStyle::Coded));
+        assert_eq!(match_route("GET", "/nope").unwrap_err().error.status(), 404);
+        assert_eq!(match_route("GET", "").unwrap_err().error.status(), 404);
+        assert_eq!(match_route("GET", "/"), Ok(Route::Page));
+        assert_eq!(match_route("GET", "/openapi.json"), Ok(Route::OpenApi));
     }
 
     #[test]
     fn malformed_percent_encoding_is_a_400() {
-        assert_eq!(status("DELETE", "/v1/dreamina/scheduler/%zz"), 400);
-    }
-
-    #[test]
-    fn operator_routes_carry_their_parameters() {
         assert_eq!(
-            route("POST", "/admin/v1/users/42/dreamina/jobs/j%3A1/complete"),
-            Route::CompleteJob {
-                user: "42".to_owned(),
-                provider: Provider::Dreamina,
-                job: "j:1".to_owned()
-            }
-        );
-        assert_eq!(
-            route("PUT", "/admin/v1/users/42/kling/accounts/a%40x.com"),
-            Route::PutAccount {
-                user: "42".to_owned(),
-                provider: Provider::Kling,
-                account: "a@x.com".to_owned()
-            }
+            match_route("DELETE", "/v1/kling/scheduler/%zz")
+                .unwrap_err()
+                .error
+                .status(),
+            400
         );
     }
 }

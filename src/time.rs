@@ -156,6 +156,57 @@ pub fn parse_iso8601(text: &str) -> Result<i64, &'static str> {
     Ok((seconds - offset_minutes * 60) * 1000 + i64::from(millis))
 }
 
+/// Parses an HTTP date (RFC 9110): IMF-fixdate `Sun, 06 Nov 1994 08:49:37 GMT`, or
+/// the obsolete RFC 850 `Sunday, 06-Nov-94 08:49:37 GMT` and asctime
+/// `Sun Nov  6 08:49:37 1994` forms. Milliseconds since the epoch.
+pub fn parse_http_date(text: &str) -> Option<i64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month_of = |m: &str| MONTHS.iter().position(|n| *n == m).map(|i| i as u32 + 1);
+    let parts: Vec<&str> = text
+        .split([' ', ',', '-'])
+        .filter(|p| !p.is_empty())
+        .collect();
+    let (day, month, year, clock) = match parts.as_slice() {
+        // IMF-fixdate and RFC 850: weekday, day, month, year, time, "GMT".
+        [_, day, month, year, clock, "GMT"] => {
+            let year: u32 = year.parse().ok()?;
+            let year = match year {
+                0..=69 => 2000 + year,
+                70..=99 => 1900 + year,
+                _ => year,
+            };
+            (day.parse::<u32>().ok()?, month_of(month)?, year, *clock)
+        }
+        // asctime: weekday, month, day, time, year.
+        [_, month, day, clock, year] => (
+            day.parse::<u32>().ok()?,
+            month_of(month)?,
+            year.parse::<u32>().ok()?,
+            *clock,
+        ),
+        _ => return None,
+    };
+    let hms: Vec<u32> = clock
+        .split(':')
+        .map(|n| if n.len() == 2 { n.parse().ok() } else { None })
+        .collect::<Option<Vec<u32>>>()?;
+    let [hour, minute, second] = hms[..] else {
+        return None;
+    };
+    let valid = (1..=days_in_month(year, month)).contains(&day)
+        && hour < 24
+        && minute < 60
+        && second < 61
+        && (1900..=9999).contains(&year);
+    if !valid {
+        return None;
+    }
+    let days = days_from_civil(i64::from(year), month, day);
+    Some((days * 86_400 + i64::from(hour * 3600 + minute * 60 + second)) * 1000)
+}
+
 fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
         4 | 6 | 9 | 11 => 30,
@@ -231,6 +282,27 @@ mod tests {
             "2025-04-18T12:34:56.789Z ",
         ] {
             assert!(parse_iso8601(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn http_dates_parse_in_all_three_forms() {
+        let expected = parse_iso8601("1994-11-06T08:49:37Z").unwrap();
+        for text in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(parse_http_date(text), Some(expected), "{text}");
+        }
+        for bad in [
+            "",
+            "soon",
+            "Sun, 32 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 08:49 GMT",
+            "Sun, 06 Foo 1994 08:49:37 GMT",
+        ] {
+            assert_eq!(parse_http_date(bad), None, "{bad}");
         }
     }
 

@@ -1,15 +1,11 @@
-//! Webhooks: the payloads, the Standard Webhooks signature, the retry schedule and how
-//! a delivery attempt's answer is judged. Pure; the account object sends and stores.
+//! Webhook deliveries: the Standard Webhooks signature, the retry schedule, and what
+//! an attempt's answer does to a delivery (including `Retry-After`). Pure; the account
+//! object sends and stores, and each provider writes its own payload.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use serde::Serialize;
-use serde_json::value::RawValue;
 use sha2::Sha256;
-
-use crate::jobs::{FinalStatus, JobRecord};
-use crate::time::{elapsed_seconds, format_iso_millis};
 
 /// A delivery attempt that has no 2xx answer within this time counts as failed.
 pub const DELIVERY_TIMEOUT_MS: u64 = 10_000;
@@ -99,96 +95,127 @@ impl RetrySchedule {
     }
 }
 
-/// What one delivery attempt came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// A 2xx answer: done.
+/// Where a delivery stands; stored as a small integer (`as_i64`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// Waiting for its next attempt.
+    Pending,
+    /// A 2xx answer came back; kept without its payload for the listing.
     Delivered,
-    /// 410 Gone: the receiver wants no more; stop without retrying.
-    Gone,
-    /// Anything else: retry per the schedule. The text is kept as `lastError`.
-    Retry(String),
+    /// Gone (410) or out of retries; kept with its payload so it can be replayed.
+    Failed,
 }
 
-/// Judges an attempt: `Ok(status)` for an HTTP answer, `Err(reason)` for a timeout
-/// or a network error.
-pub fn judge(answer: Result<u16, String>) -> Outcome {
-    match answer {
-        Ok(status) if (200..300).contains(&status) => Outcome::Delivered,
-        Ok(410) => Outcome::Gone,
-        Ok(status) => Outcome::Retry(format!("HTTP {status}")),
-        Err(reason) => Outcome::Retry(reason),
+impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 3] = [
+        DeliveryStatus::Pending,
+        DeliveryStatus::Delivered,
+        DeliveryStatus::Failed,
+    ];
+
+    pub fn as_i64(self) -> i64 {
+        match self {
+            DeliveryStatus::Pending => 0,
+            DeliveryStatus::Delivered => 1,
+            DeliveryStatus::Failed => 2,
+        }
+    }
+
+    pub fn from_i64(n: i64) -> Option<DeliveryStatus> {
+        DeliveryStatus::ALL.into_iter().find(|s| s.as_i64() == n)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<DeliveryStatus> {
+        DeliveryStatus::ALL.into_iter().find(|s| s.as_str() == text)
     }
 }
 
-/// How a job left the executing list, for its webhook.
-#[derive(Debug, Clone, Copy)]
-pub struct Ending<'a> {
-    pub status: FinalStatus,
-    pub finished_ms: i64,
-    pub result: Option<&'a RawValue>,
-    /// `Some("timeout")` for an expired job.
-    pub error: Option<&'a str>,
+/// What came back from one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// An HTTP answer, with its `Retry-After` header if it had one.
+    Http {
+        status: u16,
+        retry_after: Option<String>,
+    },
+    /// No answer: a timeout or a network error, described.
+    NoAnswer(String),
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct KlingPayload<'a> {
-    id: u64,
-    email: &'a str,
-    status: &'a str,
-    started: String,
-    finished: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reply_ref: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    result: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a str>,
+/// What an attempt does to its delivery row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterAttempt {
+    /// Delivered: keep the row without its payload.
+    Delivered,
+    /// Failed for good (410, or the schedule ran out): kept for replay.
+    Failed { error: String },
+    /// Try again at `at_ms`.
+    Retry { at_ms: i64, error: String },
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct DreaminaPayload<'a> {
-    jobid: &'a str,
-    account: &'a str,
-    submit_id: &'a str,
-    model: &'a str,
-    status: &'a str,
-    elapsed_seconds: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reply_ref: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    result: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a str>,
+/// The most a `Retry-After` may push an attempt back.
+pub const MAX_RETRY_AFTER_MS: i64 = 24 * 3600 * 1000;
+
+/// Decides the row's next state after attempt number `attempts` (counting this one)
+/// came back with `answer` at `now_ms`.
+///
+/// A 2xx is success; 410 stops at once; anything else is retried after the next delay
+/// of the schedule. A 429 or 503 with `Retry-After` (seconds or an HTTP date) puts the
+/// next attempt no earlier than it says, at most 24 hours later; the schedule goes on
+/// from there.
+pub fn after_attempt(
+    schedule: &RetrySchedule,
+    attempts: u32,
+    answer: &Answer,
+    now_ms: i64,
+) -> AfterAttempt {
+    let (error, not_before) = match answer {
+        Answer::Http { status, .. } if (200..300).contains(status) => {
+            return AfterAttempt::Delivered
+        }
+        Answer::Http { status: 410, .. } => {
+            return AfterAttempt::Failed {
+                error: "HTTP 410: receiver gone, not retried".to_owned(),
+            }
+        }
+        Answer::Http {
+            status,
+            retry_after,
+        } => {
+            let asked = match (status, retry_after) {
+                (429 | 503, Some(value)) => parse_retry_after(value, now_ms),
+                _ => None,
+            };
+            (format!("HTTP {status}"), asked)
+        }
+        Answer::NoAnswer(reason) => (reason.clone(), None),
+    };
+    match schedule.next_attempt_at(attempts, now_ms) {
+        None => AfterAttempt::Failed { error },
+        Some(at) => {
+            let at = not_before.map_or(at, |nb| at.max(nb.min(now_ms + MAX_RETRY_AFTER_MS)));
+            AfterAttempt::Retry { at_ms: at, error }
+        }
+    }
 }
 
-pub fn kling_payload(account: &str, job: &JobRecord, end: &Ending<'_>) -> String {
-    crate::shapes::to_json(&KlingPayload {
-        id: job.id.parse().unwrap_or(0),
-        email: account,
-        status: end.status.as_str(),
-        started: format_iso_millis(job.started_ms),
-        finished: format_iso_millis(end.finished_ms),
-        reply_ref: job.reply_ref.as_deref(),
-        result: end.result,
-        error: end.error,
-    })
-}
-
-pub fn dreamina_payload(account: &str, job: &JobRecord, end: &Ending<'_>) -> String {
-    crate::shapes::to_json(&DreaminaPayload {
-        jobid: &job.id,
-        account,
-        submit_id: job.submit_id.as_deref().unwrap_or_default(),
-        model: job.model.as_deref().unwrap_or_default(),
-        status: end.status.as_str(),
-        elapsed_seconds: elapsed_seconds(job.started_ms, end.finished_ms),
-        reply_ref: job.reply_ref.as_deref(),
-        result: end.result,
-        error: end.error,
-    })
+/// The instant a `Retry-After` value names: whole seconds from now, or an HTTP date
+/// (IMF-fixdate, RFC 850 or asctime). `None` for anything else.
+pub fn parse_retry_after(value: &str, now_ms: i64) -> Option<i64> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        let seconds: i64 = value.parse().unwrap_or(i64::MAX / 2000);
+        return Some(now_ms.saturating_add(seconds.saturating_mul(1000)));
+    }
+    crate::time::parse_http_date(value)
 }
 
 #[cfg(test)]
@@ -229,59 +256,100 @@ mod tests {
         }
     }
 
-    #[test]
-    fn answers_are_judged_as_the_contract_says() {
-        assert_eq!(judge(Ok(200)), Outcome::Delivered);
-        assert_eq!(judge(Ok(204)), Outcome::Delivered);
-        assert_eq!(judge(Ok(410)), Outcome::Gone);
-        assert_eq!(judge(Ok(500)), Outcome::Retry("HTTP 500".to_owned()));
-        assert_eq!(judge(Ok(301)), Outcome::Retry("HTTP 301".to_owned()));
-        assert_eq!(
-            judge(Err("timeout".to_owned())),
-            Outcome::Retry("timeout".to_owned())
-        );
+    fn http(status: u16, retry_after: Option<&str>) -> Answer {
+        Answer::Http {
+            status,
+            retry_after: retry_after.map(str::to_owned),
+        }
     }
 
-    fn record() -> JobRecord {
-        JobRecord {
-            id: "123".to_owned(),
-            started_ms: 1_000,
-            seq: 1,
-            submit_id: Some("s".to_owned()),
-            model: Some("m".to_owned()),
-            reply_url: Some("https://x.com/h".to_owned()),
-            reply_ref: Some("ref".to_owned()),
+    fn retry(at_ms: i64, error: &str) -> AfterAttempt {
+        AfterAttempt::Retry {
+            at_ms,
+            error: error.to_owned(),
         }
     }
 
     #[test]
-    fn kling_payload_json_format_unchanged() {
-        let result = RawValue::from_string(r#"{"url":"v.mp4"}"#.to_owned()).unwrap();
-        let end = Ending {
-            status: FinalStatus::Completed,
-            finished_ms: 61_000,
-            result: Some(&result),
-            error: None,
-        };
+    fn answers_move_the_row_as_the_contract_says() {
+        let s = RetrySchedule::parse("5,30").unwrap();
         assert_eq!(
-            kling_payload("a@x.com", &record(), &end),
-            r#"{"id":123,"email":"a@x.com","status":"completed","started":"1970-01-01T00:00:01.000Z","finished":"1970-01-01T00:01:01.000Z","replyRef":"ref","result":{"url":"v.mp4"}}"#
+            after_attempt(&s, 1, &http(204, None), 0),
+            AfterAttempt::Delivered
+        );
+        assert!(matches!(
+            after_attempt(&s, 1, &http(410, None), 0),
+            AfterAttempt::Failed { .. }
+        ));
+        assert_eq!(
+            after_attempt(&s, 1, &http(500, None), 0),
+            retry(5_000, "HTTP 500")
+        );
+        let timeout = Answer::NoAnswer("no answer within 10 s".into());
+        assert_eq!(
+            after_attempt(&s, 2, &timeout, 1_000),
+            retry(31_000, "no answer within 10 s")
+        );
+        assert_eq!(
+            after_attempt(&s, 3, &http(301, None), 0),
+            AfterAttempt::Failed {
+                error: "HTTP 301".into()
+            }
         );
     }
 
     #[test]
-    fn dreamina_timeout_payload_json_format_unchanged() {
-        let mut job = record();
-        job.reply_ref = None;
-        let end = Ending {
-            status: FinalStatus::Failed,
-            finished_ms: 46_999,
-            result: None,
-            error: Some("timeout"),
-        };
+    fn retry_after_pushes_the_next_attempt_back_on_429_and_503_only() {
+        let s = RetrySchedule::parse("5,30").unwrap();
         assert_eq!(
-            dreamina_payload("US:a@x.com", &job, &end),
-            r#"{"jobid":"123","account":"US:a@x.com","submitId":"s","model":"m","status":"failed","elapsedSeconds":45,"error":"timeout"}"#
+            after_attempt(&s, 1, &http(429, Some("7")), 0),
+            retry(7_000, "HTTP 429")
         );
+        // Sooner than the schedule: the schedule wins.
+        assert_eq!(
+            after_attempt(&s, 1, &http(503, Some("1")), 0),
+            retry(5_000, "HTTP 503")
+        );
+        assert_eq!(
+            after_attempt(&s, 1, &http(500, Some("60")), 0),
+            retry(5_000, "HTTP 500")
+        );
+        // At most a day.
+        assert_eq!(
+            after_attempt(&s, 1, &http(429, Some("999999999")), 0),
+            retry(MAX_RETRY_AFTER_MS, "HTTP 429")
+        );
+        let date = crate::time::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
+        let answer = http(503, Some("Wed, 21 Oct 2015 07:28:00 GMT"));
+        assert_eq!(
+            after_attempt(&s, 1, &answer, date - 60_000),
+            retry(date, "HTTP 503")
+        );
+        // Garbage is ignored.
+        assert_eq!(
+            after_attempt(&s, 1, &http(429, Some("soon")), 0),
+            retry(5_000, "HTTP 429")
+        );
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        assert_eq!(parse_retry_after(" 120 ", 1_000), Some(121_000));
+        assert_eq!(parse_retry_after("-5", 0), None);
+        assert_eq!(parse_retry_after("", 0), None);
+        let imf = parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 0).unwrap();
+        assert_eq!(
+            parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", 0),
+            Some(imf)
+        );
+        assert_eq!(parse_retry_after("Sun Nov  6 08:49:37 1994", 0), Some(imf));
+    }
+
+    #[test]
+    fn delivery_statuses_round_trip() {
+        for s in DeliveryStatus::ALL {
+            assert_eq!(DeliveryStatus::from_i64(s.as_i64()), Some(s));
+            assert_eq!(DeliveryStatus::parse(s.as_str()), Some(s));
+        }
     }
 }

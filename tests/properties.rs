@@ -4,13 +4,12 @@
 //! its run time predictable. Inputs that arrive from outside (headers, paths, bodies) must
 //! never panic; the formats must round trip.
 
-use edge_scheduler::domain::{
-    bearer_token, percent_decode, validate_reply_url, AccountName, JobId, Provider, UserId,
-    MAX_SAFE_INTEGER, MAX_TOKEN_LEN,
-};
+use edge_scheduler::domain::{bearer_token, percent_decode, AccountName, UserId, MAX_TOKEN_LEN};
 use edge_scheduler::errors::ErrorStyle;
-use edge_scheduler::jobs::{parse_completion, parse_registration};
-use edge_scheduler::routes::match_route;
+use edge_scheduler::jobs::{parse_completion, parse_registration, CompletionError};
+use edge_scheduler::json::Fields;
+use edge_scheduler::providers::{PathId, Provider};
+use edge_scheduler::routes::{match_route, OperatorOp, PublicOp, Route};
 use edge_scheduler::time::{format_elapsed, format_iso_millis, parse_iso8601};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
@@ -22,9 +21,21 @@ const MIN_MS: i64 = -62_167_219_200_000;
 const MAX_MS: i64 = 253_402_300_799_999;
 /// A fixed "now" for registrations (2025-04-18T18:13:20Z).
 const NOW: i64 = 1_745_000_000_000;
+/// The largest integer a JSON number keeps exactly in JavaScript.
+const MAX_SAFE_INTEGER: u64 = 9_007_199_254_740_991;
 
 fn provider() -> impl Strategy<Value = Provider> {
-    prop_oneof![Just(Provider::Kling), Just(Provider::Dreamina)]
+    let all: Vec<Provider> = Provider::all().collect();
+    (0..all.len()).prop_map(move |i| all[i])
+}
+
+fn named(name: &str) -> Provider {
+    Provider::parse(name).unwrap()
+}
+
+/// What the runtime's URL parser says, for the pure tests: every URL is fine.
+fn any_url(_: &str) -> Result<(), String> {
+    Ok(())
 }
 
 /// Arbitrary JSON, nested a few levels.
@@ -61,6 +72,11 @@ fn registration_like() -> impl Strategy<Value = Value> {
         Just("replyUrl".to_owned()),
         Just("replyRef".to_owned()),
         Just("started".to_owned()),
+        Just("waitSeconds".to_owned()),
+        Just("videoId".to_owned()),
+        Just("imageId".to_owned()),
+        Just("taskId".to_owned()),
+        Just("type".to_owned()),
         any::<String>(),
     ];
     let value = prop_oneof![
@@ -71,6 +87,9 @@ fn registration_like() -> impl Strategy<Value = Value> {
         "https?://[a-z]{1,12}(:[0-9]{1,5})?/[ -~]{0,20}".prop_map(Value::String),
         (MIN_MS..MAX_MS).prop_map(|ms| Value::String(format_iso_millis(ms))),
         "[ -~]{0,40}".prop_map(Value::String),
+        prop_oneof![Just("video"), Just("image"), Just("music")]
+            .prop_map(|t| Value::String(t.to_owned())),
+        (0i64..=70).prop_map(Value::from),
     ];
     prop::collection::btree_map(key, value, 0..9)
         .prop_map(|m| Value::Object(m.into_iter().collect::<Map<String, Value>>()))
@@ -87,6 +106,30 @@ fn percent_encode(text: &str) -> String {
         }
     }
     out
+}
+
+/// Percent-encodes as JavaScript's `encodeURIComponent` does (what clients use to put an
+/// id in a path): `.` and a few other marks stay as they are.
+fn encode_uri_component(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// What the WHATWG URL parser does to a path segment: `None` when it is a dot segment
+/// (`.`, `..`, `%2e` forms in any case), which normalisation removes from the path.
+fn survives_normalisation(segment: &str) -> bool {
+    let lower = segment.to_ascii_lowercase();
+    !matches!(
+        lower.as_str(),
+        "." | "%2e" | ".." | ".%2e" | "%2e." | "%2e%2e"
+    )
 }
 
 /// `^\d{2,}:\d{2}$` without a regex crate.
@@ -120,13 +163,13 @@ proptest! {
     fn parsers_never_panic_on_arbitrary_text(text in any::<String>(), p in provider()) {
         let _ = bearer_token(Some(&text));
         let _ = percent_decode(&text);
-        let _ = validate_reply_url(&text);
         let _ = UserId::parse(&text);
         let _ = AccountName::parse(p, &text);
-        let _ = JobId::parse_for(p, &text);
+        let _ = p.path_id(&text);
         let _ = parse_iso8601(&text);
-        let _ = parse_registration(p, text.as_bytes(), NOW);
-        let _ = parse_completion(text.as_bytes());
+        let _ = parse_registration(p, &text, NOW, &any_url);
+        let _ = parse_completion(&text);
+        let _ = Fields::parse(&text);
     }
 
     /// ... nor on arbitrary bytes as a request body.
@@ -135,10 +178,10 @@ proptest! {
         body in prop::collection::vec(any::<u8>(), 0..256),
         p in provider(),
     ) {
-        let reg = parse_registration(p, &body, NOW);
-        prop_assert!(reg.as_ref().err().is_none_or(|e| e.status() == 400), "{:?}", reg.err());
-        let done = parse_completion(&body);
-        prop_assert!(done.as_ref().err().is_none_or(|e| [400, 413].contains(&e.status())));
+        // Bodies reach the parsers as UTF-8 text (anything else is a 400 before).
+        let text = String::from_utf8_lossy(&body);
+        let _ = parse_registration(p, &text, NOW, &any_url);
+        let _ = parse_completion(&text);
     }
 
     /// Any instant with a four-digit year formats as `YYYY-MM-DDTHH:MM:SS.mmmZ` and parses
@@ -205,7 +248,7 @@ proptest! {
     }
 
     /// Routing never panics and fails only with 400, 404 or 405, in the Dreamina shape
-    /// exactly under `/v1/dreamina/`.
+    /// exactly under `/v1/dreamina/`, with CORS on public paths.
     #[test]
     fn match_route_fails_only_with_400_404_405(
         method in prop_oneof![
@@ -221,7 +264,9 @@ proptest! {
                     Just("available"), Just("users"), Just("accounts"), Just("jobs"),
                     Just("complete"), Just("webhooks"), Just("tokens"), Just("revoke"),
                     Just("openapi.json"), Just(""), Just("%"), Just("%zz"), Just("%C3"),
-                    Just("US%3Aa%40x.com"), Just("12345"), Just("runway"),
+                    Just("US%3Aa%40x.com"), Just("12345"), Just("runway"), Just("v2"),
+                    Just("pixverse"), Just("minimax"), Just("runwayml"), Just("live"),
+                    Just("pause"), Just("resume"), Just("progress"), Just("retry"),
                 ].prop_map(str::to_owned),
                 0..9,
             ).prop_map(|segments| format!("/{}", segments.join("/"))),
@@ -234,29 +279,26 @@ proptest! {
                 prop_assert!([400, 404, 405].contains(&status), "{} {} -> {}", method, path, status);
                 let dreamina = path.starts_with("/v1/dreamina/") || path == "/v1/dreamina";
                 prop_assert_eq!(e.style == ErrorStyle::Plain, dreamina);
-                prop_assert_eq!(e.public, path.starts_with("/v1/"));
+                prop_assert_eq!(e.public, path.starts_with("/v1/") || path.starts_with("/v2/"));
             }
         }
     }
 
     /// Any JSON body (any value, or an object of registration fields with values of any
-    /// type) is a registration or a 400: never a panic, never another status.
+    /// type) is a registration or a message saying what is wrong: never a panic.
     #[test]
-    fn registration_is_ok_or_400(
+    fn registration_is_ok_or_an_error_message(
         body in prop_oneof![json_value(), registration_like()],
         p in provider(),
     ) {
-        let text = serde_json::to_vec(&body).unwrap();
-        match parse_registration(p, &text, NOW) {
+        let text = serde_json::to_string(&body).unwrap();
+        match parse_registration(p, &text, NOW, &any_url) {
             Ok(reg) => {
-                if p == Provider::Kling {
-                    prop_assert!(reg.id.is_some());
-                } else {
-                    prop_assert!(reg.submit_id.is_some() && reg.model.is_some());
-                }
-                prop_assert!(reg.started_ms <= NOW + 5 * 60 * 1000);
+                prop_assert!(reg.job.id.is_some() || p.generate_id("u", "a", NOW, 1).is_some());
+                prop_assert!(reg.started_ms.is_none_or(|s| s <= NOW + 5 * 60 * 1000));
+                prop_assert!((0..=60_000).contains(&reg.wait_ms));
             }
-            Err(e) => prop_assert_eq!(e.status(), 400, "{}", body),
+            Err(message) => prop_assert!(!message.is_empty()),
         }
     }
 
@@ -267,6 +309,7 @@ proptest! {
         email in "[a-z0-9._-]{1,16}@[a-z0-9-]{1,16}\\.[a-z]{2,6}",
         reply_ref in "[ -~]{0,1024}",
         started in MIN_MS..=NOW,
+        wait in 0i64..=60,
     ) {
         let body = json!({
             "id": id,
@@ -274,12 +317,58 @@ proptest! {
             "replyUrl": "https://example.com/hook",
             "replyRef": reply_ref,
             "started": format_iso_millis(started),
+            "waitSeconds": wait,
         });
-        let reg = parse_registration(Provider::Kling, body.to_string().as_bytes(), NOW).unwrap();
-        prop_assert_eq!(reg.id.as_ref().map(|i| i.as_str().to_owned()), Some(id.to_string()));
-        prop_assert_eq!(reg.account.as_ref().map(|a| a.as_str()), Some(email.as_str()));
-        prop_assert_eq!(reg.started_ms, started);
+        let reg = parse_registration(named("kling"), &body.to_string(), NOW, &any_url).unwrap();
+        prop_assert_eq!(reg.job.id, Some(id.to_string()));
+        prop_assert_eq!(reg.job.account.as_deref(), Some(email.as_str()));
+        prop_assert_eq!(reg.started_ms, Some(started));
         prop_assert_eq!(reg.reply_ref, Some(reply_ref));
+        prop_assert_eq!(reg.wait_ms, wait * 1000);
+    }
+
+    /// Every id a registration accepts can be named again: percent-encoded the way
+    /// clients do, it survives URL normalisation (no dot segment), routes to a cancel of
+    /// exactly that id, and the provider reads it back as that id. The same holds on the
+    /// operator's completion path.
+    #[test]
+    fn every_accepted_id_is_reachable_through_its_encoded_path(
+        id in prop_oneof![
+            "[ -~]{1,12}",
+            prop_oneof![Just("."), Just(".."), Just("..."), Just("%2e"), Just(".%2E"), Just("a/b"), Just("available"), Just("live")]
+                .prop_map(str::to_owned),
+            (1u64..=MAX_SAFE_INTEGER).prop_map(|n| n.to_string()),
+        ],
+        p in provider(),
+    ) {
+        let body = match p.name() {
+            "kling" => match id.parse::<u64>() {
+                Ok(n) => json!({"id": n}),
+                Err(_) => json!({"id": id}),
+            },
+            "dreamina" => json!({"jobid": id, "submitId": "s", "model": "m"}),
+            "minimax" => json!({"videoId": id}),
+            "pixverse" => json!({"id": id, "type": "video"}),
+            _ => json!({"taskId": id}),
+        };
+        let Ok(reg) = parse_registration(p, &body.to_string(), NOW, &any_url) else {
+            return Ok(());
+        };
+        let stored = reg.job.id.unwrap();
+        for encode in [encode_uri_component as fn(&str) -> String, percent_encode] {
+            let segment = encode(&stored);
+            prop_assert!(survives_normalisation(&segment), "{:?} is a dot segment", segment);
+            let path = format!("{}/{}", p.public_path(), segment);
+            let expected = Route::Public { provider: p, op: PublicOp::Cancel(stored.clone()) };
+            prop_assert_eq!(match_route("DELETE", &path), Ok(expected));
+            prop_assert_eq!(p.path_id(&stored), PathId::Id(stored.clone()));
+            let complete = format!("/admin/v1/users/u/{}/jobs/{}/complete", p.name(), segment);
+            let routed = match_route("POST", &complete).map(|r| match r {
+                Route::Operator { op: OperatorOp::CompleteJob(id), .. } => Some(id),
+                _ => None,
+            });
+            prop_assert_eq!(routed, Ok(Some(stored.clone())));
+        }
     }
 
     /// Any JSON body to a completion is Ok, a 400 or (a large `result`) a 413.
@@ -291,10 +380,11 @@ proptest! {
                 .prop_map(|(s, r)| json!({"status": s, "result": r})),
         ],
     ) {
-        let text = serde_json::to_vec(&body).unwrap();
+        let text = serde_json::to_string(&body).unwrap();
         match parse_completion(&text) {
             Ok(c) => prop_assert!(["completed", "failed"].contains(&c.status.as_str())),
-            Err(e) => prop_assert!([400, 413].contains(&e.status()), "{}", body),
+            Err(CompletionError::Invalid(m)) => prop_assert!(!m.is_empty()),
+            Err(CompletionError::TooLarge) => prop_assert!(text.len() > 256 * 1024),
         }
     }
 }

@@ -1,12 +1,13 @@
 //! Who is calling: a user by API token (Workers KV), or the operator by `ADMIN_TOKEN`.
 
-use worker::{Env, Request};
+use worker::worker_sys::web_sys;
+use worker::Env;
 
 use crate::domain::{bearer_token, UserId};
 use crate::errors::ApiError;
-use crate::tokens::{constant_time_eq, kv_key, TokenCache, TokenRecord};
+use crate::tokens::{constant_time_eq, kv_key, TokenCache};
 
-use super::now_ms;
+use super::{now_ms, var, AUTH_LIMITER_BINDING, TOKENS_BINDING};
 
 thread_local! {
     /// Per-isolate cache of verified tokens (wasm is single-threaded: one per isolate).
@@ -18,11 +19,8 @@ pub fn forget(kv_key: &str) {
     VERIFIED.with(|cache| cache.borrow_mut().remove(kv_key));
 }
 
-pub const TOKENS_BINDING: &str = "TOKENS";
-const AUTH_LIMITER_BINDING: &str = "AUTH_FAILURES";
-
-fn authorization(req: &Request) -> Option<String> {
-    req.headers().get("authorization").ok().flatten()
+pub fn header(req: &web_sys::Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
 }
 
 /// The user a request's bearer token belongs to.
@@ -30,53 +28,64 @@ fn authorization(req: &Request) -> Option<String> {
 /// KV is eventually consistent: a token revoked at one location can still be
 /// accepted at another for up to about 60 s, and an isolate that verified it keeps
 /// trusting it for up to `CACHE_TTL_MS` more (see the README).
-pub async fn user_of(req: &Request, env: &Env) -> Result<UserId, ApiError> {
-    let result = lookup(req, env).await;
-    if matches!(result, Err(ApiError::Unauthorized)) {
-        return Err(throttle_failure(req, env).await);
+pub async fn user_of(req: &web_sys::Request, env: &Env) -> Result<UserId, ApiError> {
+    let presented = header(req, "authorization");
+    let result = match bearer_token(presented.as_deref()) {
+        Some(token) => user_of_key(env, &kv_key(token)).await,
+        None => Err(ApiError::Unauthorized),
+    };
+    match result {
+        Err(ApiError::Unauthorized) => {
+            Err(throttle_failure(env, header(req, "cf-connecting-ip")).await)
+        }
+        other => other,
     }
-    result
 }
 
-async fn lookup(req: &Request, env: &Env) -> Result<UserId, ApiError> {
-    let header = authorization(req);
-    let token = bearer_token(header.as_deref()).ok_or(ApiError::Unauthorized)?;
-    let key = kv_key(token);
+/// The user a token's KV key (`token:<digest>`) belongs to, from this isolate's cache
+/// or from KV.
+pub async fn user_of_key(env: &Env, key: &str) -> Result<UserId, ApiError> {
     let now = now_ms();
-    let cached = VERIFIED.with(|cache| cache.borrow().get(&key, now).map(str::to_owned));
+    let cached = VERIFIED.with(|cache| cache.borrow().get(key, now).map(str::to_owned));
     let user = match cached {
         Some(user) => user,
         None => {
-            let kv = env
-                .kv(TOKENS_BINDING)
-                .map_err(|e| ApiError::internal(format!("KV binding: {e}")))?;
-            let record: Option<TokenRecord> = kv
-                .get(&key)
-                .json()
-                .await
-                .map_err(|e| ApiError::internal(format!("KV get: {e}")))?;
-            let user = record.ok_or(ApiError::Unauthorized)?.user;
-            VERIFIED.with(|cache| cache.borrow_mut().put(key, user.clone(), now));
+            let user = lookup(env, key).await?.ok_or(ApiError::Unauthorized)?;
+            VERIFIED.with(|cache| cache.borrow_mut().put(key.to_owned(), user.clone(), now));
             user
         }
     };
     UserId::parse(&user).map_err(|_| ApiError::internal("token record names an invalid user"))
 }
 
+/// The user KV holds for a token key, without any cache: `None` when unknown.
+pub async fn lookup(env: &Env, key: &str) -> Result<Option<String>, ApiError> {
+    let kv = env
+        .kv(TOKENS_BINDING)
+        .map_err(|e| ApiError::internal(format!("KV binding: {e}")))?;
+    let record = kv
+        .get(key)
+        .text()
+        .await
+        .map_err(|e| ApiError::internal(format!("KV get: {e}")))?;
+    Ok(record.and_then(|text| {
+        crate::json::Fields::parse(&text)
+            .ok()
+            .and_then(|f| f.string("user").ok().flatten())
+    }))
+}
+
 /// Counts a failed authentication against the client address (Workers Rate
-/// Limiting). Past the limit the answer is 429 instead of 401, so a flood of
-/// guesses is slowed down. The limiter failing must not lock users out: then 401.
-async fn throttle_failure(req: &Request, env: &Env) -> ApiError {
-    let client = req
-        .headers()
-        .get("cf-connecting-ip")
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| "unknown".to_owned());
+/// Limiting). Past the limit the answer is 429 instead of 401, so a flood of guesses
+/// is slowed down. The limiter failing must not lock users out: then 401.
+pub async fn throttle_failure(env: &Env, client: Option<String>) -> ApiError {
     let Ok(limiter) = env.rate_limiter(AUTH_LIMITER_BINDING) else {
         return ApiError::Unauthorized;
     };
-    match limiter.limit(client).await {
+    match limiter
+        .limit(client.unwrap_or_else(|| "unknown".to_owned()))
+        .await
+    {
         Ok(outcome) if !outcome.success => {
             ApiError::TooManyRequests("Too many failed authentication attempts".to_owned())
         }
@@ -86,15 +95,12 @@ async fn throttle_failure(req: &Request, env: &Env) -> ApiError {
 
 /// Checks the operator's `ADMIN_TOKEN`, in constant time. No `ADMIN_TOKEN` set means
 /// the operator API is off (403).
-pub fn require_admin(req: &Request, env: &Env) -> Result<(), ApiError> {
-    let expected = env
-        .var("ADMIN_TOKEN")
-        .map(|v| v.to_string())
-        .ok()
+pub fn require_admin(req: &web_sys::Request, env: &Env) -> Result<(), ApiError> {
+    let expected = var(env, "ADMIN_TOKEN")
         .filter(|v| !v.is_empty())
         .ok_or(ApiError::OperatorDisabled)?;
-    let header = authorization(req);
-    let presented = bearer_token(header.as_deref()).unwrap_or("");
+    let presented = header(req, "authorization");
+    let presented = bearer_token(presented.as_deref()).unwrap_or("");
     if constant_time_eq(presented, &expected) {
         Ok(())
     } else {

@@ -1,28 +1,34 @@
-//! The Worker glue: the fetch entry point, routing to handlers, and a structured log
-//! line per request. Everything that decides lives in the pure modules; this layer
-//! reads the request, calls KV and the Durable Objects, and writes the response.
+//! The Worker glue, compiled for wasm32 only: everything here reads requests, talks to
+//! Workers KV and the Durable Objects, and writes responses. What it decides, it asks
+//! the pure modules.
+//!
+//! - [`edge`]: the fetch entry point of the worker (runs near the caller): routes,
+//!   authenticates, and hands each user's request to that user's directory object.
+//! - [`directory`]: `UserDirectory`, one object per (provider, user): the account set,
+//!   admission and waiting, the lists (asking the account objects beside it), the
+//!   live view's subscribers.
+//! - [`account`]: `AccountObject`, one per (provider, user, account): its jobs, its
+//!   webhook outbox, its alarm.
+//! - [`live_session`]: `LiveSession`, one per open live-view WebSocket (hibernating).
 
-mod account_object;
-mod admin;
+mod account;
 mod auth;
-mod delivery;
-mod directory_object;
+mod directory;
+mod edge;
 mod http;
-mod objects;
-mod public;
-mod registration;
+mod js;
+mod live_session;
+mod sql;
+mod turnstile;
 
 use worker::{event, Context, Env, Request, Response};
 
-use crate::domain::UserId;
-use crate::errors::{ApiError, ErrorStyle};
-use crate::routes::{match_route, style_for, Route};
-
-use http::{error_response, preflight, reply, Audience, Reply};
-use objects::UserScope;
-
-/// The OpenAPI document (`openapi.yaml`, turned into JSON by build.rs).
-const OPENAPI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
+/// Binding names (wrangler.toml).
+pub const ACCOUNTS_BINDING: &str = "ACCOUNTS";
+pub const DIRECTORY_BINDING: &str = "DIRECTORY";
+pub const LIVE_BINDING: &str = "LIVE";
+pub const TOKENS_BINDING: &str = "TOKENS";
+pub const AUTH_LIMITER_BINDING: &str = "AUTH_FAILURES";
 
 #[event(start)]
 fn start() {
@@ -30,184 +36,43 @@ fn start() {
 }
 
 #[event(fetch)]
-async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
-    let started = now_ms();
-    let method = req.method().to_string();
-    let path = req.path();
-    let (response, route, user) = dispatch(&mut req, &env, &method, &path).await?;
-    log_request(
-        &method,
-        route,
-        response.status_code(),
-        now_ms() - started,
-        user.as_deref(),
-    );
-    Ok(response)
-}
-
-/// Routes one request. Returns the response, a route label and the user id for the log.
-async fn dispatch(
-    req: &mut Request,
-    env: &Env,
-    method: &str,
-    path: &str,
-) -> worker::Result<(Response, &'static str, Option<String>)> {
-    let route = match match_route(method, path) {
-        Ok(route) => route,
-        Err(e) => {
-            let audience = if e.public {
-                Audience::Public
-            } else {
-                Audience::Operator
-            };
-            return Ok((
-                error_response(&e.error, e.style, audience)?,
-                "unmatched",
-                None,
-            ));
-        }
-    };
-    let label = route_label(&route);
-    let now = now_ms();
-    let (response, user) = match route {
-        Route::Preflight => (preflight()?, None),
-        Route::OpenApi => (
-            http::json_response(200, OPENAPI_JSON.to_owned(), Audience::Public)?,
-            None,
-        ),
-        Route::ListJobs { provider } | Route::ListAvailable { provider } => {
-            let with_capacity = matches!(route, Route::ListAvailable { .. });
-            let result = public::list(req, env, provider, with_capacity, now).await;
-            public_reply(result, style_for(provider))?
-        }
-        Route::CancelJob { provider, ref job } => {
-            let result = public::cancel(req, env, provider, job).await;
-            public_reply(result, style_for(provider))?
-        }
-        admin_route => {
-            let user = admin_user(&admin_route);
-            let result = match auth::require_admin(req, env) {
-                Ok(()) => operator(admin_route, req, env, now).await,
-                Err(e) => Err(e),
-            };
-            (reply(result, ErrorStyle::Coded, Audience::Operator)?, user)
-        }
-    };
-    Ok((response, label, user))
-}
-
-fn public_reply(
-    result: Result<(Reply, String), ApiError>,
-    style: ErrorStyle,
-) -> worker::Result<(Response, Option<String>)> {
-    match result {
-        Ok((body, user)) => Ok((reply(Ok(body), style, Audience::Public)?, Some(user))),
-        Err(e) => Ok((error_response(&e, style, Audience::Public)?, None)),
-    }
-}
-
-async fn operator(route: Route, req: &mut Request, env: &Env, now: i64) -> Result<Reply, ApiError> {
-    let (user, provider) = match &route {
-        Route::IssueToken => return admin::issue_token(req, env).await,
-        Route::RevokeToken => return admin::revoke_token(req, env).await,
-        Route::PutAccount { user, provider, .. }
-        | Route::ListAccounts { user, provider }
-        | Route::DeleteAccount { user, provider, .. }
-        | Route::RegisterJob { user, provider }
-        | Route::CompleteJob { user, provider, .. }
-        | Route::ListWebhooks { user, provider } => (user, *provider),
-        _ => return Err(ApiError::not_found()),
-    };
-    // Every per-user operator route works on one user's accounts of one provider.
-    let user = UserId::parse(user).map_err(ApiError::BadRequest)?;
-    let scope = UserScope {
-        env,
-        provider,
-        user: &user,
-    };
-    match &route {
-        Route::PutAccount { account, .. } => admin::put_account(req, &scope, account).await,
-        Route::ListAccounts { .. } => admin::list_accounts(&scope).await,
-        Route::DeleteAccount { account, .. } => admin::delete_account(&scope, account).await,
-        Route::RegisterJob { .. } => admin::register_job(req, &scope, now).await,
-        Route::CompleteJob { job, .. } => admin::complete_job(req, &scope, job).await,
-        Route::ListWebhooks { .. } => admin::list_webhooks(req, &scope).await,
-        _ => Err(ApiError::not_found()),
-    }
-}
-
-/// The `{user}` of an operator path, for the log (a user id is not a secret).
-fn admin_user(route: &Route) -> Option<String> {
-    match route {
-        Route::PutAccount { user, .. }
-        | Route::ListAccounts { user, .. }
-        | Route::DeleteAccount { user, .. }
-        | Route::RegisterJob { user, .. }
-        | Route::CompleteJob { user, .. }
-        | Route::ListWebhooks { user, .. } => Some(user.clone()),
-        _ => None,
-    }
-}
-
-fn route_label(route: &Route) -> &'static str {
-    match route {
-        Route::ListJobs { .. } => "list_jobs",
-        Route::ListAvailable { .. } => "list_available",
-        Route::CancelJob { .. } => "cancel_job",
-        Route::Preflight => "preflight",
-        Route::OpenApi => "openapi",
-        Route::IssueToken => "issue_token",
-        Route::RevokeToken => "revoke_token",
-        Route::ListAccounts { .. } => "list_accounts",
-        Route::PutAccount { .. } => "put_account",
-        Route::DeleteAccount { .. } => "delete_account",
-        Route::RegisterJob { .. } => "register_job",
-        Route::CompleteJob { .. } => "complete_job",
-        Route::ListWebhooks { .. } => "list_webhooks",
-    }
-}
-
-/// One JSON line per request. Never a token: only the method, the route label, the
-/// status, the duration and the user id.
-fn log_request(method: &str, route: &str, status: u16, duration_ms: i64, user: Option<&str>) {
-    #[derive(serde::Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Line<'a> {
-        method: &'a str,
-        route: &'a str,
-        status: u16,
-        duration_ms: i64,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        user: Option<&'a str>,
-    }
-    let line = crate::shapes::to_json(&Line {
-        method,
-        route,
-        status,
-        duration_ms,
-        user,
-    });
-    worker::console_log!("{line}");
+async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    Ok(Response::from(edge::handle(req.inner(), &env).await))
 }
 
 pub(crate) fn now_ms() -> i64 {
-    worker::Date::now().as_millis() as i64
+    js_sys::Date::now() as i64
 }
 
-/// A string var or secret, if set.
-pub(crate) fn string_var(env: &Env, name: &str) -> Option<String> {
-    env.var(name).ok().map(|v| v.to_string())
+/// A var or secret, if set.
+pub(crate) fn var(env: &Env, name: &str) -> Option<String> {
+    js_sys::Reflect::get(env, &wasm_bindgen::JsValue::from_str(name))
+        .ok()
+        .and_then(|v| v.as_string())
 }
 
-pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], ApiError> {
+/// The settings of this deployment, with a warning logged for each malformed var.
+pub(crate) fn settings(env: &Env) -> crate::config::Settings {
+    let (settings, warnings) = crate::config::Settings::from_vars(&|name| var(env, name));
+    for warning in warnings {
+        worker::console_warn!("{warning}");
+    }
+    settings
+}
+
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
-    getrandom::getrandom(&mut bytes).map_err(|e| ApiError::internal(format!("random: {e}")))?;
-    Ok(bytes)
+    // getrandom on wasm32 uses crypto.getRandomValues, which does not fail for
+    // small buffers; zeros would only make a collision likelier, never unsafe.
+    let _ = getrandom::getrandom(&mut bytes);
+    bytes
 }
 
-pub(crate) fn random_hex<const N: usize>() -> Result<String, ApiError> {
-    Ok(random_bytes::<N>()?
+pub(crate) fn random_hex<const N: usize>() -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    random_bytes::<N>()
         .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+        .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]])
+        .map(char::from)
+        .collect()
 }

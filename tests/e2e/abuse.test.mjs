@@ -135,7 +135,7 @@ describe('operator routes refuse a wrong or missing admin token', () => {
 
   test('nothing changed: the account, its limit and the user token are intact', async () => {
     const a = await req(w.url, 'GET', `/admin/v1/users/${user.user}/kling/accounts`, { token: ADMIN_TOKEN });
-    assert.deepEqual(a.json, [{ account: 'a@x.com', maxJobs: 2, executing: 0 }]);
+    assert.deepEqual(a.json, [{ account: 'a@x.com', maxJobs: 2, executing: 0, paused: false }]);
     assert.equal((await req(w.url, 'GET', '/v1/kling/scheduler', { token: user.token })).status, 200);
   });
 });
@@ -159,7 +159,7 @@ describe('logs: one JSON line per request, never a token', () => {
   }
   const adm = (label, method, p, body) => call(label, method, p, { token: adminToken, body });
 
-  test('issue, use, revoke and flood; then grep the log', async () => {
+  test('issue, use, revoke and flood; then grep the log: no secret, no unauthenticated user', async () => {
     const users = ['logu1', 'logu2'];
     const tokens = [];
     for (const u of users) {
@@ -208,23 +208,19 @@ describe('logs: one JSON line per request, never a token', () => {
       secrets.push(t);
       assert.equal((await call('list_accounts', 'GET', '/admin/v1/users/logu1/kling/accounts', { token: t })).status, 401);
     }
+    // Text from the path of an unauthenticated request must not reach the log as if it
+    // named a user (anyone could write anything there).
+    const forged = `forged_${randomBytes(6).toString('hex')}`;
+    assert.equal((await call('list_accounts', 'GET', `/admin/v1/users/${forged}/kling/accounts`, { token: 'wrong' })).status, 401);
+    assert.equal((await call('register_job', 'POST', `/admin/v1/users/${forged}/kling/jobs`, { token: 'wrong', body: { id: 1 } })).status, 401);
     // Bad input that makes the worker talk about the body: a token-looking value in it.
     const inBody = badToken();
     secrets.push(inBody);
     assert.equal((await adm('issue_token', 'POST', '/admin/v1/tokens', { user: inBody.replace(/[^A-Za-z0-9_-]/g, '') + '!' })).status, 400);
 
-    // Wait for the log to catch up: one JSON line per request sent (plus the harness's
-    // readiness probe, a GET of an unknown path).
-    const expected = sent.length + 1;
-    let lines = [];
-    for (let i = 0; i < 50; i++) {
-      lines = jsonLines(w.logs());
-      if (lines.length >= expected) break;
-      await sleep(100);
-    }
-    await sleep(300);
+    // Give the log a moment to catch up.
+    await sleep(500);
     const text = w.logs();
-    lines = jsonLines(text);
 
     // No token anywhere in what the worker (and wrangler) wrote. The harness writes the
     // wrangler command line, `--var ADMIN_TOKEN:...` included, at the top of the file
@@ -236,29 +232,16 @@ describe('logs: one JSON line per request, never a token', () => {
     assert.ok(text.includes(adminToken), 'sanity: the grep finds the admin token in the harness line');
     for (const s of secrets) {
       assert.ok(!workerText.includes(s), `the log contains a secret (${s.slice(0, 8)}...)`);
-      // Not its digest either, nor its first half (a truncated copy).
+      // Not its first half either (a truncated copy).
       assert.ok(!workerText.includes(s.slice(0, Math.ceil(s.length / 2))), `the log contains half of a secret (${s.slice(0, 8)}...)`);
     }
-
-    // One line per request, with method, route, status and durationMs.
-    for (const l of lines) {
-      for (const k of Object.keys(l)) assert.ok(['method', 'route', 'status', 'durationMs', 'user'].includes(k), `unexpected key ${k}: ${JSON.stringify(l)}`);
-      assert.equal(typeof l.method, 'string');
-      assert.equal(typeof l.route, 'string');
-      assert.ok(Number.isInteger(l.status));
-      assert.ok(Number.isInteger(l.durationMs) && l.durationMs >= 0, JSON.stringify(l));
-      if ('user' in l) assert.ok(users.includes(l.user), `user ${l.user}`);
-    }
-    const key = (m, r, s) => `${m} ${r} ${s}`;
-    const got = countBy(lines.map((l) => key(l.method, l.route, l.status)));
-    const want = countBy([...sent.map(([m, r, s]) => key(m, r, s)), key('GET', 'unmatched', 404)]);
-    assert.deepEqual(got, want, 'one JSON log line per request, matching method/route/status');
-    // Authenticated requests name their user; failed ones name nobody.
-    const authed = lines.filter((l) => l.route.startsWith('list_') && l.status === 200);
-    assert.ok(authed.length > 0 && authed.every((l) => users.includes(l.user)), 'successful public calls carry the user id');
-    // (Operator routes log the {user} of their path whatever the outcome: not a secret.)
-    const publicFailures = lines.filter((l) => (l.status === 401 || l.status === 429) && ['list_jobs', 'list_available', 'cancel_job'].includes(l.route));
-    assert.ok(publicFailures.length >= LIMIT && publicFailures.every((l) => !('user' in l)), 'failed public auth logs no user');
+    // wrangler's own access lines show the URL as it came (as Workers Logs does); no line
+    // of the worker may name the forged user.
+    const ownLines = workerText.split('\n').filter((l) => !l.startsWith('[wrangler:'));
+    assert.ok(!ownLines.some((l) => l.includes(forged)), 'an unauthenticated path user reached the log');
+    // The worker writes no line per request (Workers Logs records every invocation);
+    // wrangler's own request lines are not JSON.
+    assert.deepEqual(jsonLines(text), [], 'no per-request JSON lines');
   });
 });
 
@@ -274,10 +257,4 @@ function jsonLines(text) {
     }
   }
   return out;
-}
-
-function countBy(keys) {
-  const m = {};
-  for (const k of keys) m[k] = (m[k] || 0) + 1;
-  return Object.fromEntries(Object.entries(m).sort());
 }

@@ -37,7 +37,7 @@ test('an executing job expires after JOB_TIMEOUT_SECONDS: it leaves the list and
   assert.ok(Date.now() - t0 >= 2500, 'not expired before the timeout');
 
   const accounts = await admin(w.url, 'GET', `/admin/v1/users/${user}/kling/accounts`);
-  assert.deepEqual(accounts.json, [{ account: 'a@x.com', maxJobs: 1, executing: 0 }]);
+  assert.deepEqual(accounts.json, [{ account: 'a@x.com', maxJobs: 1, executing: 0, paused: false }]);
   assertCodeError(await completeJob(w.url, user, 'kling', 1), 404);
   assertCodeError(await completeJob(w.url, user, 'dreamina', d.jobid), 404);
   await mustRegister(w.url, user, 'kling', { id: 2 });

@@ -27,8 +27,18 @@ function allowSet(r) {
   return new Set((r.headers.get('allow') || '').split(',').map((m) => m.trim().toUpperCase()).filter(Boolean));
 }
 
+describe('GET / is the live view page', () => {
+  test('200 text/html, no external resources', async () => {
+    const r = await req(w.url, 'GET', '/');
+    assert.equal(r.status, 200);
+    assert.match(r.headers.get('content-type') || '', /^text\/html/);
+    assert.match(r.text, /<!doctype html>/i);
+    assert.ok(!/(src|href)=["']https?:/i.test(r.text), 'the page loads nothing from elsewhere');
+  });
+});
+
 describe('unknown paths -> 404 JSON', () => {
-  for (const p of ['/', '/nope', '/v1', '/v1/kling', '/v1/kling/nope', '/v1/runway/scheduler', '/admin/v1/nope', '/admin/v1/users/x/kling', '/v1/kling/scheduler/1/extra', '/admin/v1/users/x/kling/accounts/a%40x.com/extra']) {
+  for (const p of ['/nope', '/index.html', '/v1', '/v1/kling', '/v1/kling/nope', '/v1/runway/scheduler', '/admin/v1/nope', '/admin/v1/users/x/kling', '/v1/kling/scheduler/1/extra', '/admin/v1/users/x/kling/accounts/a%40x.com/extra']) {
     test(`GET ${p} -> 404 {"error":"Not found","code":404}`, async () => {
       const r = await req(w.url, 'GET', p, { token: p.startsWith('/admin/') ? ADMIN_TOKEN : token });
       assertCodeError(r, 404);
@@ -71,7 +81,12 @@ describe('known path, other method -> 405 JSON with Allow', () => {
     ['GET', '/admin/v1/tokens/revoke', ['POST'], 'code'],
     ['POST', '/admin/v1/users/USER/kling/accounts', ['GET'], 'code'],
     ['POST', '/admin/v1/users/USER/kling/accounts/a%40x.com', ['PUT', 'DELETE'], 'code'],
-    ['GET', '/admin/v1/users/USER/kling/jobs', ['POST'], 'code'],
+    ['DELETE', '/admin/v1/users/USER/kling/jobs', ['GET', 'POST'], 'code'],
+    // Methods the platform does not know are never served as another method.
+    ['PROPFIND', '/v1/kling/scheduler', ['GET', 'OPTIONS'], 'code'],
+    ['PROPFIND', '/v1/dreamina/scheduler/available', ['GET'], 'plain'],
+    ['PROPFIND', '/admin/v1/users/USER/kling/accounts', ['GET'], 'code'],
+    ['MKCOL', '/admin/v1/users/USER/kling/jobs', ['GET', 'POST'], 'code'],
     ['GET', '/admin/v1/users/USER/kling/jobs/1/complete', ['POST'], 'code'],
   ];
   for (const [method, rawPath, allow, shape] of cases) {

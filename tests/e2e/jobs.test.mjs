@@ -182,7 +182,7 @@ describe('registration', () => {
     assert.equal(created.length, 5, `statuses: ${results.map((r) => r.status).join(',')}`);
     assert.equal(rejected.length, 45);
     for (const r of rejected) assert.deepEqual(r.json, CAPACITY_429);
-    assert.deepEqual(await accounts(user, 'kling'), [{ account: 'a@x.com', maxJobs: 5, executing: 5 }]);
+    assert.deepEqual(await accounts(user, 'kling'), [{ account: 'a@x.com', maxJobs: 5, executing: 5, paused: false }]);
     const list = await kList(token);
     assert.deepEqual(list.map((j) => j.id).sort(), created.map((r) => r.json.id).sort());
   });
@@ -220,8 +220,8 @@ describe('registration', () => {
     );
     assert.equal(results.filter((r) => r.status === 201).length, 7, results.map((r) => r.status).join(','));
     assert.deepEqual(await accounts(user, 'kling'), [
-      { account: 'a@x.com', maxJobs: 3, executing: 3 },
-      { account: 'b@x.com', maxJobs: 4, executing: 4 },
+      { account: 'a@x.com', maxJobs: 3, executing: 3, paused: false },
+      { account: 'b@x.com', maxJobs: 4, executing: 4, paused: false },
     ]);
   });
 });
@@ -234,7 +234,7 @@ describe('accounts', () => {
       assert.equal(r.status, 200, r.text);
       assert.deepEqual(r.json, { account: 'a@x.com', maxJobs });
     }
-    assert.deepEqual(await accounts(user, 'kling'), [{ account: 'a@x.com', maxJobs: 7, executing: 0 }]);
+    assert.deepEqual(await accounts(user, 'kling'), [{ account: 'a@x.com', maxJobs: 7, executing: 0, paused: false }]);
   });
 
   test('an account name in the path may be raw or percent-encoded', async () => {
@@ -244,7 +244,7 @@ describe('accounts', () => {
     assert.deepEqual(r.json, { account: 'US:a@x.com', maxJobs: 2 });
     const r2 = await admin(w.url, 'PUT', `/admin/v1/users/${user}/dreamina/accounts/US%3Aa%40x.com`, { maxJobs: 3 });
     assert.deepEqual(r2.json, { account: 'US:a@x.com', maxJobs: 3 });
-    assert.deepEqual(await accounts(user, 'dreamina'), [{ account: 'US:a@x.com', maxJobs: 3, executing: 0 }]);
+    assert.deepEqual(await accounts(user, 'dreamina'), [{ account: 'US:a@x.com', maxJobs: 3, executing: 0, paused: false }]);
   });
 
   test('lowering maxJobs below executing keeps the jobs and gives 429 until there is room', async () => {
@@ -252,7 +252,7 @@ describe('accounts', () => {
     for (const id of [1, 2, 3]) await mustRegister(w.url, user, 'kling', { id });
     await putAccount(w.url, user, 'kling', 'a@x.com', 1);
     assert.equal((await kList(token)).length, 3, 'running jobs are kept');
-    assert.deepEqual(await accounts(user, 'kling'), [{ account: 'a@x.com', maxJobs: 1, executing: 3 }]);
+    assert.deepEqual(await accounts(user, 'kling'), [{ account: 'a@x.com', maxJobs: 1, executing: 3, paused: false }]);
 
     let r = await registerJob(w.url, user, 'kling', { id: 4 });
     assert.deepEqual([r.status, r.json], [429, CAPACITY_429]);
@@ -274,7 +274,7 @@ describe('accounts', () => {
     assert.equal(r.status, 204, r.text);
     assert.equal(r.text, '');
     assert.deepEqual((await kList(token)).map((j) => j.id), [2]);
-    assert.deepEqual(await accounts(user, 'kling'), [{ account: 'b@x.com', maxJobs: 3, executing: 1 }]);
+    assert.deepEqual(await accounts(user, 'kling'), [{ account: 'b@x.com', maxJobs: 3, executing: 1, paused: false }]);
     const avail = await pub(w.url, token, 'GET', '/v1/kling/scheduler/available');
     assert.deepEqual(avail.json.available.map((a) => a.email), ['b@x.com']);
 
@@ -414,7 +414,7 @@ describe('public DELETE', () => {
     assert.deepEqual(again.json, { error: 'Unable to locate running task_id 81', code: 404 });
     assertCors(again);
     // It left the account too: the slot is free, and completing it is a 404.
-    assert.deepEqual(await accounts(user, 'kling'), [{ account: 'a@x.com', maxJobs: 3, executing: 1 }]);
+    assert.deepEqual(await accounts(user, 'kling'), [{ account: 'a@x.com', maxJobs: 3, executing: 1, paused: false }]);
     assertCodeError(await completeJob(w.url, user, 'kling', 81), 404);
   });
 
@@ -475,8 +475,8 @@ describe('users are isolated', () => {
     await mustRegister(w.url, b.user, 'kling', { id: 777 }); // the same id is fine for another user
     assert.deepEqual((await kList(a.token)).map((j) => j.id).sort(), [777, 901]);
     assert.deepEqual((await kList(b.token)).map((j) => j.id), [777]);
-    assert.deepEqual(await accounts(a.user, 'kling'), [{ account: 'same@x.com', maxJobs: 5, executing: 2 }]);
-    assert.deepEqual(await accounts(b.user, 'kling'), [{ account: 'same@x.com', maxJobs: 5, executing: 1 }]);
+    assert.deepEqual(await accounts(a.user, 'kling'), [{ account: 'same@x.com', maxJobs: 5, executing: 2, paused: false }]);
+    assert.deepEqual(await accounts(b.user, 'kling'), [{ account: 'same@x.com', maxJobs: 5, executing: 1, paused: false }]);
 
     const del = await pub(w.url, b.token, 'DELETE', '/v1/kling/scheduler/901');
     assert.equal(del.status, 404);
@@ -690,7 +690,7 @@ describe('registration validation', () => {
     const text = await res.text();
     assert.ok(res.status < 500, `${res.status} ${text}`);
     assert.equal(res.status, 413, text);
-    assert.deepEqual(await accounts(user, 'kling'), [{ account: 'a@x.com', maxJobs: 5, executing: 0 }]);
+    assert.deepEqual(await accounts(user, 'kling'), [{ account: 'a@x.com', maxJobs: 5, executing: 0, paused: false }]);
   });
 
   test('complete: body just under 1 MiB but result over 256 KiB is 413 (not 400)', async () => {

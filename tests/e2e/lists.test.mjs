@@ -356,8 +356,8 @@ describe('operator account list', () => {
     const r = await admin(w.url, 'GET', `/admin/v1/users/${user}/dreamina/accounts`);
     assert.equal(r.status, 200);
     assert.deepEqual(r.json, [
-      { account: 'GB:a@x.com', maxJobs: 7, executing: 0 },
-      { account: 'US:z@x.com', maxJobs: 2, executing: 1 },
+      { account: 'GB:a@x.com', maxJobs: 7, executing: 0, paused: false },
+      { account: 'US:z@x.com', maxJobs: 2, executing: 1, paused: false },
     ]);
     // Providers are separate: the Kling list is still empty.
     const k = await admin(w.url, 'GET', `/admin/v1/users/${user}/kling/accounts`);

@@ -512,7 +512,7 @@ describe('webhooks', () => {
     const ranMs = Date.parse(body.finished) - Date.parse(body.started);
     assert.ok(ranMs >= 3000 && ranMs <= 6000, `ran ${ranMs} ms`);
     const accounts = await admin(unsigned.url, 'GET', `/admin/v1/users/${user}/kling/accounts`);
-    assert.deepEqual(accounts.json, [{ account: KLING, maxJobs: 1, executing: 0 }]);
+    assert.deepEqual(accounts.json, [{ account: KLING, maxJobs: 1, executing: 0, paused: false }]);
   });
 
   // -------------------------------------------------------------------------------------
@@ -634,7 +634,7 @@ describe('webhooks', () => {
     }
     // Nothing was admitted by the refused registrations.
     const acc = await admin(main.url, 'GET', `/admin/v1/users/${user}/kling/accounts`);
-    assert.deepEqual(acc.json, [{ account: KLING, maxJobs: 50, executing: 0 }]);
+    assert.deepEqual(acc.json, [{ account: KLING, maxJobs: 50, executing: 0, paused: false }]);
     // The limits themselves are fine: exactly 2048 chars, http and https, a port, a query.
     const longest = base + 'a'.repeat(2048 - base.length);
     assert.equal(longest.length, 2048);

@@ -1,0 +1,146 @@
+// JavaScript helpers of the Rust worker (src/runtime/js.rs declares them).
+//
+// Each one replaces a series of JS <-> wasm crossings on a hot path with one call:
+// calling Durable Objects over RPC, building a response from a directory's answer
+// without copying its body into wasm, reading a request body within a size limit, and
+// sending one webhook attempt. They hold no scheduling logic.
+
+// ---- Durable Objects
+
+function stub(namespace, name) {
+  return namespace.get(namespace.idFromName(name));
+}
+
+// `method(arg)` on the object named `name`.
+export function callNamed(namespace, name, method, arg) {
+  return stub(namespace, name)[method](arg);
+}
+
+// `method(arg)` on every named object at once; a failed call answers null.
+export function callEach(namespace, names, method, arg) {
+  return Promise.all(
+    names.map((name) => stub(namespace, name)[method](arg).then((v) => v, () => null)),
+  );
+}
+
+// `method(arg)` on every object of `ids` at once; a failed call answers null.
+export function callEachById(namespace, ids, method, arg) {
+  return Promise.all(
+    ids.map((id) => namespace.get(namespace.idFromString(id))[method](arg).then((v) => v, () => null)),
+  );
+}
+
+// Forwards a request (a WebSocket upgrade) to a new object with a unique id.
+export function fetchUnique(namespace, request) {
+  return namespace.get(namespace.newUniqueId()).fetch(request);
+}
+
+// ---- Answers (see protocol::Answer): "SSS body" or "SSSL<link>\n<body>"
+
+export function answerStatus(answer) {
+  return Number(answer.slice(0, 3)) | 0;
+}
+
+export function answerBody(answer) {
+  return answer[3] === "L" ? answer.slice(answer.indexOf("\n") + 1) : answer.slice(4);
+}
+
+// The HTTP response of a directory's answer; the body never enters wasm.
+export function respond(answer, cors) {
+  const status = answerStatus(answer);
+  const headers = new Headers();
+  if (cors) headers.set("access-control-allow-origin", "*");
+  if (answer[3] === "L") headers.set("link", answer.slice(4, answer.indexOf("\n")));
+  if (status === 204) return new Response(null, { status, headers });
+  headers.set("content-type", "application/json");
+  return new Response(answerBody(answer), { status, headers });
+}
+
+// ---- Request bodies
+
+// Past the limit, this much more is read and dropped so that a client still sending
+// gets its 413 instead of a reset connection; past it, the body is cancelled.
+const DRAIN_BYTES = 8 * 1024 * 1024;
+
+// The body as UTF-8 text, read chunk by chunk: null once it passes `limit` bytes.
+// Nothing past the limit is kept, so a huge or endless body costs at most the limit
+// in memory. Throws a TypeError on invalid UTF-8.
+export async function readText(request, limit) {
+  if (!request.body) return "";
+  const reader = request.body.getReader();
+  const chunks = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await drain(reader, DRAIN_BYTES);
+      return null;
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+}
+
+async function drain(reader, budget) {
+  let dropped = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return;
+    dropped += value.byteLength;
+    if (dropped > budget) {
+      reader.cancel().catch(() => {});
+      return;
+    }
+  }
+}
+
+// ---- URLs
+
+// Checks a webhook URL with the runtime's own parser, the one fetch() uses: "" when
+// fetch can send to it, else what is wrong.
+export function urlProblem(text) {
+  let url;
+  try {
+    url = new URL(text);
+    new Request(url, { method: "POST" });
+  } catch {
+    return "is not a valid URL";
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") return "must use http or https";
+  if (url.username || url.password) return "must not carry user info";
+  return "";
+}
+
+// ---- Webhooks
+
+// One signed POST. Its time limit starts here, when it is sent (the caller never has
+// more attempts in flight than the runtime sends at once). Answers [status, retryAfter]
+// or [0, reason] when no answer came.
+export async function post(url, body, headers, timeoutMs) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  try {
+    const response = await fetch(url, {
+      method: "POST",
+      body,
+      headers,
+      redirect: "manual",
+      signal: controller.signal,
+    });
+    response.body?.cancel().catch(() => {});
+    return [response.status, response.headers.get("retry-after")];
+  } catch (e) {
+    if (controller.signal.aborted) return [0, `no answer within ${timeoutMs / 1000} s`];
+    return [0, `network error: ${(e && e.message) || e}`];
+  } finally {
+    clearTimeout(timer);
+  }
+}
