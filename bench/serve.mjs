@@ -1,15 +1,32 @@
-// Serves a BUILT worker in workerd through Miniflare's API, without wrangler dev and its
-// proxy, on its own 127.0.0.1 socket. Used by bench/run.sh, once for the scheduler and
-// once for the ceiling (bench/ceiling/).
+// Serves a worker described by a wrangler.toml in workerd through Miniflare's API,
+// without wrangler dev and its proxy, on its own 127.0.0.1 socket. bench/run.sh uses it
+// for the scheduler (./wrangler.toml), the ceiling (bench/ceiling/wrangler.toml) and the
+// peer (/work/shared/peers/js-scheduler/wrangler.toml), so all three run in the same
+// Miniflare and the same workerd binary (this repository's node_modules).
 //
-//   node bench/serve.mjs --script build/index.js [--port N] --state DIR --ready FILE
-//                        [--ceiling] [--var NAME=VALUE ...] [--log FILE]
+//   node bench/serve.mjs --config wrangler.toml --state DIR --ready FILE
+//                        [--port N] [--var NAME=VALUE ...] [--log FILE]
+//
+// The worker's options come from the config itself, through wrangler's own
+// unstable_getMiniflareWorkerOptions (the function wrangler's platform proxy uses): vars,
+// KV namespaces, Durable Object classes (SQLite or not, from the migrations), rate
+// limiters, compatibility date and flags. So a new binding or Durable Object class in
+// wrangler.toml needs no change here. The script is the config's `main`, loaded as it
+// is, unbundled: its ES module imports are followed (*.js and *.mjs as ES modules, the
+// .wasm as CompiledWasm, as wrangler's bundler treats them).
+//
+// Two things differ from the config, both on purpose:
+//   - every rate limiter gets a limit it never reaches (1e9 per period): the bench sends
+//     thousands of 401s from one address, which the real limits would turn into 429s;
+//     the limiter call itself stays in the measured path;
+//   - --var NAME=VALUE adds or overrides vars (ADMIN_TOKEN, the ceiling's body sizes).
 //
 // --port 0 (the default) lets the kernel choose a free port, so a bench never collides
-// with a wrangler dev or test run on the same machine. When workerd listens, writes FILE: {"url", "workerdPid", "servePid", "miniflare",
-// "socket"}. workerdPid is the workerd child of this process, whose /proc/<pid>/stat
-// utime+stime bench/load.mjs reads around each scenario. Runs until SIGTERM/SIGINT,
-// then disposes Miniflare (which ends workerd) and exits.
+// with a wrangler dev or test run on the same machine. When workerd listens, writes FILE:
+// {"url", "workerdPid", "servePid", "startupMs", "name", ...}. workerdPid is the workerd
+// child of this process, whose /proc/<pid>/stat utime+stime bench/load.mjs reads around
+// each scenario. Runs until SIGTERM/SIGINT, then disposes Miniflare (which ends workerd)
+// and exits.
 //
 // The socket is Miniflare's regular one: requests pass Miniflare's small entry worker
 // (core:entry, in the same workerd process; it adds request.cf and CF-Connecting-IP)
@@ -18,98 +35,85 @@
 // dropped: with workerd 2026-04-26 they reset keep-alive connections under long
 // requests (about 1 in 50 of the 50-account lists at 8 in flight: ECONNRESET after
 // 1-5 s, no error logged), while the regular socket served the same load cleanly.
-import { readFileSync, readdirSync, writeFileSync, mkdirSync, createWriteStream } from "node:fs";
+import { readFileSync, writeFileSync, mkdirSync, createWriteStream } from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
+import { findWorkerd } from "./procs.mjs";
 
 const require = createRequire(import.meta.url);
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 const { Miniflare, Log, LogLevel } = require(path.join(root, "node_modules/miniflare"));
+const { unstable_getMiniflareWorkerOptions } = require(path.join(root, "node_modules/wrangler"));
+
+/** A limit no bench reaches (see the header). */
+const UNREACHABLE_LIMIT = 1_000_000_000;
 
 function parseArgs(argv) {
-  const args = { vars: {}, ceiling: false, port: 0 };
+  const args = { vars: {}, port: 0 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => argv[++i];
-    if (a === "--script") args.script = next();
+    if (a === "--config") args.config = next();
     else if (a === "--port") args.port = Number(next());
     else if (a === "--state") args.state = next();
     else if (a === "--ready") args.ready = next();
     else if (a === "--log") args.log = next();
-    else if (a === "--ceiling") args.ceiling = true;
     else if (a === "--var") {
       const [k, ...v] = next().split("=");
       args.vars[k] = v.join("=");
     } else throw new Error(`unknown argument ${a}`);
   }
-  for (const k of ["script", "state", "ready"]) {
+  for (const k of ["config", "state", "ready"]) {
     if (args[k] === undefined) throw new Error(`--${k} is required`);
   }
   return args;
 }
 
-/** PIDs of the direct children of `pid` (from /proc, no ps needed). */
-function childrenOf(pid) {
-  const out = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
-      // pid (comm) state ppid ...: comm may contain spaces, so split after the last ')'.
-      const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      if (Number(rest[1]) === pid) out.push({ pid: Number(name), comm });
-    } catch {
-      // the process went away while we looked
-    }
-  }
-  return out;
+/** The config's rate limiters, each with the same period and an unreachable limit. */
+function relaxedRatelimits(ratelimits = {}) {
+  return Object.fromEntries(
+    Object.entries(ratelimits).map(([name, rl]) => [
+      name,
+      { simple: { limit: UNREACHABLE_LIMIT, period: rl.simple?.period ?? 60 } },
+    ]),
+  );
 }
 
-function findWorkerd(pid) {
-  // workerd is normally a direct child; look one level further just in case a wrapper
-  // sits between (e.g. a shell).
-  const kids = childrenOf(pid);
-  const direct = kids.find((k) => k.comm.startsWith("workerd"));
-  if (direct) return direct.pid;
-  for (const k of kids) {
-    const grand = childrenOf(k.pid).find((g) => g.comm.startsWith("workerd"));
-    if (grand) return grand.pid;
-  }
-  return null;
+/** Miniflare worker options for the wrangler.toml at `configPath`. */
+function workerFromConfig(configPath, vars) {
+  const { workerOptions, main, define, externalWorkers } = unstable_getMiniflareWorkerOptions(configPath);
+  if (!main) throw new Error(`${configPath} has no main`);
+  // esbuild `define`s only exist in a bundle; we serve the modules unbundled.
+  if (define && Object.keys(define).length) throw new Error(`${configPath}: [define] is not supported unbundled`);
+  if (externalWorkers?.length) throw new Error(`${configPath}: service bindings to other workers are not supported`);
+  const name = readConfigName(configPath);
+  return {
+    ...workerOptions,
+    name,
+    modules: true,
+    scriptPath: path.resolve(main),
+    // Module names are paths relative to the config's directory ("build/index.js",
+    // "build/index_bg.wasm", "src/entry.mjs"): every module of a project lives below it.
+    modulesRoot: path.dirname(path.resolve(configPath)),
+    // Miniflare's own default treats *.js as CommonJS; wrangler's bundler reads them as
+    // ES modules (worker-build's glue is one), so say so first. wrangler's rules (the
+    // .wasm as CompiledWasm, text and data blobs) follow.
+    modulesRules: [{ type: "ESModule", include: ["**/*.js", "**/*.mjs"] }, ...(workerOptions.modulesRules ?? [])],
+    bindings: { ...workerOptions.bindings, ...vars },
+    ratelimits: relaxedRatelimits(workerOptions.ratelimits),
+  };
+}
+
+/** `name = "..."` of a wrangler.toml (also the Miniflare worker's name). */
+function readConfigName(configPath) {
+  const m = readFileSync(configPath, "utf8").match(/^name\s*=\s*"([^"]+)"/m);
+  return m ? m[1] : path.basename(path.dirname(path.resolve(configPath)));
 }
 
 const args = parseArgs(process.argv.slice(2));
 mkdirSync(args.state, { recursive: true });
 const logStream = args.log ? createWriteStream(args.log, { flags: "a" }) : null;
-
-const worker = {
-  name: args.ceiling ? "ceiling" : "edge-scheduler",
-  modules: true,
-  scriptPath: path.resolve(args.script),
-  // Module names are paths relative to this root ("index.js", "index_bg.wasm").
-  modulesRoot: path.dirname(path.resolve(args.script)),
-  modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
-  compatibilityDate: "2026-04-01",
-  bindings: args.vars,
-};
-if (args.ceiling) {
-  // The fan-out ceiling's minimal objects (bench/ceiling/src/lib.rs), SQLite-backed like
-  // the scheduler's account objects, though they never touch storage.
-  worker.durableObjects = { SLICES: { className: "Slice", useSQLite: true } };
-} else {
-  Object.assign(worker, {
-    kvNamespaces: ["TOKENS"],
-    durableObjects: {
-      ACCOUNTS: { className: "AccountObject", useSQLite: true },
-      DIRECTORY: { className: "UserDirectory", useSQLite: true },
-    },
-    // The worker's own limit is 30 failures/min per client address; the bench sends
-    // thousands of 401s from one address, so the limiter gets a limit it never reaches
-    // (the limiter call itself stays in the measured path).
-    ratelimits: { AUTH_FAILURES: { simple: { limit: 1_000_000_000, period: 60 } } },
-  });
-}
+const worker = workerFromConfig(args.config, args.vars);
 
 const startedAt = performance.now();
 const mf = new Miniflare({
@@ -147,13 +151,13 @@ async function close(code) {
 process.on("SIGTERM", () => close(0));
 process.on("SIGINT", () => close(0));
 
+let url;
 try {
-  await mf.ready;
+  url = new URL(await mf.ready);
 } catch (e) {
-  console.error(`[serve] Miniflare failed to start ${args.script}: ${e?.stack ?? e}`);
+  console.error(`[serve] Miniflare failed to start ${args.config}: ${e?.stack ?? e}`);
   await close(1);
 }
-const url = new URL(await mf.ready);
 const startupMs = performance.now() - startedAt;
 const workerdPid = findWorkerd(process.pid);
 if (!workerdPid) {
@@ -168,8 +172,12 @@ writeFileSync(
     workerdPid,
     servePid: process.pid,
     startupMs,
+    name: worker.name,
+    config: path.resolve(args.config),
+    main: worker.scriptPath,
+    durableObjects: Object.fromEntries(Object.entries(worker.durableObjects ?? {}).map(([k, v]) => [k, v.className])),
     miniflare: version,
-    socket: "Miniflare's own socket (its entry worker, then ours; no wrangler dev proxy)",
+    socket: "requests enter through Miniflare's own socket (its entry worker, then the worker; no wrangler dev proxy)",
   }),
 );
 console.error(`[serve] ${worker.name} on http://127.0.0.1:${url.port} (workerd pid ${workerdPid})`);
