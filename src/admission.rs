@@ -18,10 +18,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use serde::{Deserialize, Serialize};
-
 /// What an account object says about itself after every operation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
     /// Counts the account object's writes: a higher `rev` is a newer summary.
     pub rev: u64,
@@ -36,6 +34,16 @@ pub struct Summary {
     /// Every executing job id.
     pub ids: Vec<String>,
 }
+
+crate::wire_struct!(Summary {
+    rev,
+    max_jobs,
+    counted,
+    paused,
+    paused_until_ms,
+    next_deadline_ms,
+    ids,
+});
 
 impl Summary {
     pub fn is_paused(&self, now_ms: i64) -> bool {

@@ -47,7 +47,7 @@ impl Settings {
                 Ok(n) if (1..=30 * 86_400).contains(&n) => n,
                 _ => {
                     warnings.push(format!(
-                        "JOB_TIMEOUT_SECONDS {text:?} is not 1..2592000; using the default"
+                        "JOB_TIMEOUT_SECONDS \"{text}\" is not 1..2592000; using the default"
                     ));
                     DEFAULT_JOB_TIMEOUT_SECONDS
                 }
@@ -76,7 +76,7 @@ impl Settings {
                 Ok(d) if d > 0.0 && d <= 3650.0 => d,
                 _ => {
                     warnings.push(format!(
-                        "WEBHOOK_RETENTION_DAYS {text:?} is not a number of days above 0 and up to 3650; using the default"
+                        "WEBHOOK_RETENTION_DAYS \"{text}\" is not a number of days above 0 and up to 3650; using the default"
                     ));
                     DEFAULT_RETENTION_DAYS
                 }
@@ -88,7 +88,7 @@ impl Settings {
                 Ok(n) if (1..=MAX_ACCOUNTS_CEILING).contains(&n) => n,
                 _ => {
                     warnings.push(format!(
-                        "MAX_ACCOUNTS {text:?} is not 1..{MAX_ACCOUNTS_CEILING}; using the default"
+                        "MAX_ACCOUNTS \"{text}\" is not 1..{MAX_ACCOUNTS_CEILING}; using the default"
                     ));
                     DEFAULT_MAX_ACCOUNTS
                 }

@@ -21,7 +21,7 @@ pub const MAX_URL_CHARS: usize = 2048;
 pub const MAX_WAIT_SECONDS: i64 = 60;
 
 /// What a provider reads from a registration body.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobSpec {
     /// The job id; `None` when the provider makes one per account (Dreamina).
     pub id: Option<String>,
@@ -34,8 +34,15 @@ pub struct JobSpec {
     pub details: String,
 }
 
+crate::wire_struct!(JobSpec {
+    id,
+    account,
+    counts,
+    details
+});
+
 /// A parsed registration, before an account is chosen.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registration {
     pub job: JobSpec,
     /// When the job started upstream; `None` means when it is admitted (a waiting
@@ -46,6 +53,14 @@ pub struct Registration {
     /// How long the operator is willing to wait for a slot (0: answer 429 at once).
     pub wait_ms: i64,
 }
+
+crate::wire_struct!(Registration {
+    job,
+    started_ms,
+    reply_url,
+    reply_ref,
+    wait_ms
+});
 
 /// Parses a registration body. `check_url` applies the runtime's URL rules to a
 /// `replyUrl` that passed the contract's own checks (see [`check_reply_url`]).
@@ -181,12 +196,13 @@ pub fn extend_object(item: &mut String, members: impl FnOnce(&mut crate::json::O
 }
 
 /// How a job ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FinalStatus {
     Completed,
     Failed,
 }
+
+crate::wire_enum!(FinalStatus { 0 => Completed, 1 => Failed });
 
 impl FinalStatus {
     pub fn as_str(self) -> &'static str {
@@ -209,11 +225,13 @@ pub struct Ending<'a> {
 }
 
 /// A completion body: the final status and the optional raw `result`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Completion {
     pub status: FinalStatus,
     pub result: Option<String>,
 }
+
+crate::wire_struct!(Completion { status, result });
 
 /// Why a completion body was refused: a 400, or a 413 for a `result` too large.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,7 +255,7 @@ pub fn parse_completion(body: &str) -> Result<Completion, CompletionError> {
             ))
         }
     };
-    let result = fields.raw("result").map(|raw| raw.get().to_owned());
+    let result = fields.raw("result").map(str::to_owned);
     if result.as_ref().is_some_and(|r| r.len() > MAX_RESULT_BYTES) {
         return Err(CompletionError::TooLarge);
     }

@@ -11,10 +11,6 @@
 //! wrong type gets a message naming its field, and `result` can be forwarded byte for
 //! byte.
 
-use std::collections::BTreeMap;
-
-use serde_json::value::RawValue;
-
 /// Appends `s` as a JSON string literal.
 pub fn push_string(out: &mut String, s: &str) {
     out.push('"');
@@ -119,12 +115,13 @@ impl<'a> Object<'a> {
 /// The members of a JSON object body, each still raw JSON text.
 #[derive(Debug)]
 pub struct Fields<'a> {
-    members: BTreeMap<String, &'a RawValue>,
+    /// In body order; a repeated member keeps its last value, as `JSON.parse` does.
+    members: Vec<(String, &'a str)>,
 }
 
 impl<'a> Fields<'a> {
-    /// Reads a body that must be one JSON object. A repeated member keeps its last
-    /// value, as `JSON.parse` does.
+    /// Reads a body that must be one JSON object: every value is checked to be valid
+    /// JSON (RFC 8259), kept as its text.
     pub fn parse(text: &'a str) -> Result<Fields<'a>, String> {
         let first = text.bytes().find(|b| !b.is_ascii_whitespace());
         if first != Some(b'{') {
@@ -134,17 +131,21 @@ impl<'a> Fields<'a> {
                 "request body must be a JSON object".to_owned()
             });
         }
-        let members = serde_json::from_str::<BTreeMap<String, &'a RawValue>>(text)
-            .map_err(|_| "request body must be valid JSON".to_owned())?;
+        let mut p = Parser { text, at: 0 };
+        let members = p
+            .object_members()
+            .ok_or_else(|| "request body must be valid JSON".to_owned())?;
         Ok(Fields { members })
     }
 
     /// The raw JSON of a member; `null` counts as absent.
-    pub fn raw(&self, key: &str) -> Option<&'a RawValue> {
+    pub fn raw(&self, key: &str) -> Option<&'a str> {
         self.members
-            .get(key)
-            .copied()
-            .filter(|raw| raw.get() != "null")
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, raw)| *raw)
+            .filter(|raw| *raw != "null")
     }
 
     pub fn has(&self, key: &str) -> bool {
@@ -154,9 +155,9 @@ impl<'a> Fields<'a> {
     pub fn string(&self, key: &str) -> Result<Option<String>, String> {
         match self.raw(key) {
             None => Ok(None),
-            Some(raw) => serde_json::from_str::<String>(raw.get())
+            Some(raw) => string_value(raw)
                 .map(Some)
-                .map_err(|_| format!("{key} must be a string")),
+                .ok_or_else(|| format!("{key} must be a string")),
         }
     }
 
@@ -169,9 +170,9 @@ impl<'a> Fields<'a> {
     pub fn integer(&self, key: &str) -> Result<Option<i64>, String> {
         match self.raw(key) {
             None => Ok(None),
-            Some(raw) => serde_json::from_str::<i64>(raw.get())
+            Some(raw) => integer_value(raw)
                 .map(Some)
-                .map_err(|_| format!("{key} must be a whole number")),
+                .ok_or_else(|| format!("{key} must be a whole number")),
         }
     }
 
@@ -193,6 +194,238 @@ impl<'a> Fields<'a> {
             Ok(None) => Ok(None),
             _ => Err(bad()),
         }
+    }
+}
+
+/// The text of a JSON string value, unescaped; `None` when `raw` is not a string.
+pub fn string_value(raw: &str) -> Option<String> {
+    let mut p = Parser { text: raw, at: 0 };
+    let s = p.string()?;
+    (p.at == raw.len()).then_some(s)
+}
+
+/// A JSON integer (no fraction, no exponent) that fits an `i64`.
+pub fn integer_value(raw: &str) -> Option<i64> {
+    let digits = raw.strip_prefix('-').unwrap_or(raw);
+    let canonical = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'));
+    if canonical {
+        raw.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// Nesting deeper than this is refused (as serde_json does), so a hostile body cannot
+/// exhaust the stack.
+const MAX_DEPTH: usize = 128;
+
+/// A JSON reader over a text: checks values and skips them, keeping only what a body's
+/// top level needs.
+struct Parser<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Parser<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.at).copied()
+    }
+
+    fn skip_space(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        self.skip_space();
+        (self.peek() == Some(byte)).then(|| self.at += 1)
+    }
+
+    /// `{ "k": v, … }` at the top level, up to the end of the text.
+    fn object_members(&mut self) -> Option<Vec<(String, &'a str)>> {
+        self.eat(b'{')?;
+        let mut members = Vec::new();
+        self.skip_space();
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+        } else {
+            loop {
+                self.skip_space();
+                let key = self.string()?;
+                self.eat(b':')?;
+                self.skip_space();
+                let start = self.at;
+                self.value(1)?;
+                members.push((key, &self.text[start..self.at]));
+                self.skip_space();
+                match self.peek()? {
+                    b',' => self.at += 1,
+                    b'}' => {
+                        self.at += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        self.skip_space();
+        (self.at == self.text.len()).then_some(members)
+    }
+
+    /// Skips one value, checking it.
+    fn value(&mut self, depth: usize) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        match self.peek()? {
+            b'"' => self.string().map(|_| ()),
+            b'{' | b'[' => self.container(depth),
+            b't' => self.literal("true"),
+            b'f' => self.literal("false"),
+            b'n' => self.literal("null"),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    fn container(&mut self, depth: usize) -> Option<()> {
+        let close = if self.peek()? == b'{' { b'}' } else { b']' };
+        self.at += 1;
+        self.skip_space();
+        if self.peek() == Some(close) {
+            self.at += 1;
+            return Some(());
+        }
+        loop {
+            self.skip_space();
+            if close == b'}' {
+                self.string()?;
+                self.eat(b':')?;
+                self.skip_space();
+            }
+            self.value(depth + 1)?;
+            self.skip_space();
+            match self.peek()? {
+                b',' => self.at += 1,
+                c if c == close => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn literal(&mut self, word: &str) -> Option<()> {
+        let end = self.at + word.len();
+        (self.text.get(self.at..end) == Some(word)).then(|| self.at = end)
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.at;
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
+            self.at += 1;
+        }
+        self.at - start
+    }
+
+    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+    fn number(&mut self) -> Option<()> {
+        if self.peek() == Some(b'-') {
+            self.at += 1;
+        }
+        let leading_zero = self.peek() == Some(b'0');
+        let n = self.digits();
+        if n == 0 || (leading_zero && n > 1) {
+            return None;
+        }
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.at += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.at += 1;
+            }
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        Some(())
+    }
+
+    /// A string literal, unescaped.
+    fn string(&mut self) -> Option<String> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        self.at += 1;
+        let mut out = String::new();
+        loop {
+            let rest = &self.text[self.at..];
+            let stop = rest.find(|c: char| c == '"' || c == '\\' || c < ' ')?;
+            out.push_str(&rest[..stop]);
+            self.at += stop;
+            match self.peek()? {
+                b'"' => {
+                    self.at += 1;
+                    return Some(out);
+                }
+                b'\\' => {
+                    self.at += 1;
+                    out.push(self.escape()?);
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn escape(&mut self) -> Option<char> {
+        let c = self.peek()?;
+        self.at += 1;
+        Some(match c {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let first = self.hex4()?;
+                if (0xD800..0xDC00).contains(&first) {
+                    // A high surrogate must be followed by its low half.
+                    if self.text.get(self.at..self.at + 2) != Some("\\u") {
+                        return None;
+                    }
+                    self.at += 2;
+                    let second = self.hex4()?;
+                    if !(0xDC00..0xE000).contains(&second) {
+                        return None;
+                    }
+                    char::from_u32(0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00))?
+                } else {
+                    char::from_u32(first)?
+                }
+            }
+            _ => return None,
+        })
+    }
+
+    fn hex4(&mut self) -> Option<u32> {
+        let hex = self.text.get(self.at..self.at + 4)?;
+        if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        self.at += 4;
+        u32::from_str_radix(hex, 16).ok()
     }
 }
 
@@ -264,7 +497,62 @@ mod tests {
     #[test]
     fn raw_members_keep_their_text() {
         let f = Fields::parse(r#"{"result": {"b": 1,  "a": [1.50]}}"#).unwrap();
-        assert_eq!(f.raw("result").unwrap().get(), r#"{"b": 1,  "a": [1.50]}"#);
+        assert_eq!(f.raw("result").unwrap(), r#"{"b": 1,  "a": [1.50]}"#);
+    }
+
+    #[test]
+    fn json_is_checked_as_serde_json_checks_it() {
+        for text in [
+            r#"{"a":[1,2,{"b":null}],"c":-0.5e+3,"d":"\u00e9\ud83c\udfac","e":true,"f":false}"#,
+            "{}",
+            " { \"a\" : 0 } ",
+            r#"{"a":"\"\\\/\b\f\n\r\t"}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<serde_json::Value>(text).is_ok(),
+                "{text}"
+            );
+            assert!(Fields::parse(text).is_ok(), "{text}");
+        }
+        for text in [
+            r#"{"a":01}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":.5}"#,
+            r#"{"a":1e}"#,
+            r#"{"a":+1}"#,
+            r#"{"a":tru}"#,
+            r#"{"a":"\x"}"#,
+            r#"{"a":"\ud83c"}"#,
+            "{\"a\":\"\u{1}\"}",
+            r#"{"a":[1,]}"#,
+            r#"{"a":1,}"#,
+            r#"{"a" 1}"#,
+            r#"{a:1}"#,
+            r#"{"a":1}}"#,
+            r#"{"a":[}"#,
+            r#"{"a":NaN}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<serde_json::Value>(text).is_err(),
+                "{text}"
+            );
+            assert!(Fields::parse(text).is_err(), "{text}");
+        }
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        assert!(Fields::parse(&deep).is_err());
+    }
+
+    #[test]
+    fn strings_unescape_and_integers_stay_integers() {
+        let f = Fields::parse(r#"{"s":"a\u00e9\ud83c\udfac\n","i":-12,"z":0,"x":1.0,"y":1e2,"big":99999999999999999999}"#).unwrap();
+        assert_eq!(f.string("s").unwrap().as_deref(), Some("aé🎬\n"));
+        assert_eq!(f.integer("i").unwrap(), Some(-12));
+        assert_eq!(f.integer("z").unwrap(), Some(0));
+        for not_whole in ["x", "y", "big"] {
+            assert!(f.integer(not_whole).is_err(), "{not_whole}");
+        }
+        let last = Fields::parse(r#"{"a":1,"a":2}"#).unwrap();
+        assert_eq!(last.integer("a").unwrap(), Some(2));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 pub mod admission;
 pub mod alarm;
+pub mod base64;
 pub mod config;
 pub mod domain;
 pub mod errors;
@@ -24,6 +25,7 @@ pub mod routes;
 pub mod time;
 pub mod tokens;
 pub mod webhook;
+pub mod wire;
 
 #[cfg(target_arch = "wasm32")]
 mod runtime;

@@ -8,8 +8,7 @@
 //! hundred thousand. The cursor is where the previous page stopped: an account name and
 //! a sequence number, encoded so clients treat it as opaque.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+use crate::base64::{decode_url_safe, encode_url_safe};
 
 use crate::webhook::DeliveryStatus;
 
@@ -40,12 +39,12 @@ pub struct Cursor {
 
 impl Cursor {
     pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!("{}\n{}", self.seq, self.account))
+        encode_url_safe(format!("{}\n{}", self.seq, self.account).as_bytes())
     }
 
     pub fn decode(text: &str) -> Result<Cursor, String> {
         let bad = || "cursor is not one this API gave out".to_owned();
-        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| bad())?;
+        let bytes = decode_url_safe(text).ok_or_else(bad)?;
         let text = String::from_utf8(bytes).map_err(|_| bad())?;
         let (seq, account) = text.split_once('\n').ok_or_else(bad)?;
         let seq = seq.parse::<i64>().map_err(|_| bad())?;
@@ -131,8 +130,8 @@ mod tests {
             "",
             "!!",
             "bm9wZQ",
-            &URL_SAFE_NO_PAD.encode("x\na"),
-            &URL_SAFE_NO_PAD.encode("5\n"),
+            &encode_url_safe(b"x\na"),
+            &encode_url_safe(b"5\n"),
         ] {
             assert!(Cursor::decode(bad).is_err(), "{bad}");
         }

@@ -11,14 +11,14 @@
 //!   account objects' `snapshot` method, which answers the [`Snapshot`] text format.
 //!
 //! All calls are Durable Object RPC (`stub.call(text)`), not `fetch`: no Request or
-//! Response objects, no header maps, no body streams on the way.
-
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+//! Response objects, no header maps, no body streams on the way. Messages are written
+//! in the compact [`crate::wire`] format.
 
 use crate::admission::Summary;
 use crate::jobs::{Completion, FinalStatus, Registration};
 use crate::providers::Provider;
+use crate::wire::{self, Reader, Wire, WireError};
+use crate::{wire_enum, wire_struct};
 
 /// The Durable Object name of an account: every part is validated before it gets
 /// here, and neither a provider nor a user id holds a `|`, so names cannot collide.
@@ -34,14 +34,14 @@ pub fn directory_object_name(provider: Provider, user: &str) -> String {
 // To the directory
 
 /// One operation on a user's directory (one object per provider and user).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug)]
 pub struct DirectoryCall {
     pub provider: Provider,
     pub user: String,
     pub op: DirectoryOp,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug)]
 pub enum DirectoryOp {
     /// `GET …/scheduler`
     List {
@@ -132,6 +132,31 @@ pub enum DirectoryOp {
     },
 }
 
+wire_struct!(DirectoryCall { provider, user, op });
+wire_enum!(DirectoryOp {
+    0 => List { now_ms },
+    1 => Available { now_ms },
+    2 => Cancel { id },
+    3 => Register { registration, now_ms },
+    4 => Poll { ticket },
+    5 => Confirm { ticket },
+    6 => PutAccount { account, max_jobs },
+    7 => DeleteAccount { account },
+    8 => ListAccounts { now_ms },
+    9 => Pause { account, until_ms, reason, now_ms },
+    10 => Resume { account, now_ms },
+    11 => ListJobs { now_ms },
+    12 => Complete { id, completion },
+    13 => Progress { id, progress, now_ms },
+    14 => Webhooks { status, limit, cursor, path },
+    15 => RetryWebhook { webhook_id },
+    16 => RetryWebhooksSince { since_ms },
+    17 => Subscribe { session, digest },
+    18 => Unsubscribe { session },
+    19 => TokenRevoked { digest },
+    20 => AccountChanged { account, summary },
+});
+
 /// What a directory operation answers: the finished HTTP answer.
 ///
 /// On the wire it is one string: three status digits, then either a space and the
@@ -200,35 +225,28 @@ impl Answer {
 // To an account object
 
 /// An operation on one account object; `Reply` is what it answers.
-pub trait AccountCall: Serialize + DeserializeOwned {
+pub trait AccountCall: Wire {
     /// The operation's name on the wire.
     const OP: &'static str;
-    type Reply: Serialize + DeserializeOwned;
+    type Reply: Wire;
 }
 
-/// The wire form of an account call: `{"op": …, "args": …}`.
-#[derive(Serialize)]
-pub struct Envelope<'a, C> {
-    pub op: &'static str,
-    pub args: &'a C,
+/// The wire form of an account call: its name, then its arguments.
+pub fn encode_call<C: AccountCall>(call: &C) -> String {
+    let mut out = String::new();
+    C::OP.to_owned().put(&mut out);
+    call.put(&mut out);
+    out
 }
 
 /// The receiving side reads the op name first, then the arguments of that op.
-#[derive(Deserialize)]
-pub struct RawEnvelope<'a> {
-    pub op: &'a str,
-    #[serde(borrow)]
-    pub args: &'a serde_json::value::RawValue,
+pub fn split_call(text: &str) -> Result<(String, Reader<'_>), WireError> {
+    let mut r = wire::reader(text);
+    let op = String::get(&mut r)?;
+    Ok((op, r))
 }
 
-pub fn encode_call<C: AccountCall>(call: &C) -> String {
-    serde_json::to_string(&Envelope {
-        op: C::OP,
-        args: call,
-    })
-    .unwrap_or_default()
-}
-
+/// Names an account operation and its reply type.
 macro_rules! account_call {
     ($name:ident, $op:literal, $reply:ty) => {
         impl AccountCall for $name {
@@ -239,24 +257,31 @@ macro_rules! account_call {
 }
 
 /// Create the account or change its `maxJobs`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug)]
 pub struct Configure {
     pub provider: Provider,
     pub user: String,
     pub account: String,
     pub max_jobs: u32,
 }
+wire_struct!(Configure {
+    provider,
+    user,
+    account,
+    max_jobs
+});
 account_call!(Configure, "configure", Summary);
 
 /// The account's summary; `None` when it is not configured.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug)]
 pub struct GetSummary {
     pub now_ms: i64,
 }
+wire_struct!(GetSummary { now_ms });
 account_call!(GetSummary, "summary", Option<Summary>);
 
 /// A job ready to be stored: its id is final.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct NewJob {
     pub id: String,
     pub started_ms: i64,
@@ -266,15 +291,25 @@ pub struct NewJob {
     pub details: String,
 }
 
+wire_struct!(NewJob {
+    id,
+    started_ms,
+    reply_url,
+    reply_ref,
+    counts,
+    details
+});
+
 /// Admit one job if there is room.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug)]
 pub struct Admit {
     pub job: NewJob,
     pub now_ms: i64,
 }
+wire_struct!(Admit { job, now_ms });
 account_call!(Admit, "admit", AdmitOutcome);
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug)]
 pub enum AdmitOutcome {
     /// Stored; `item` is the job as the public list shows it.
     Admitted {
@@ -289,25 +324,41 @@ pub enum AdmitOutcome {
     NotConfigured,
 }
 
+wire_enum!(AdmitOutcome {
+    0 => Admitted { item, summary },
+    1 => Full(s),
+    2 => Paused(s),
+    3 => Duplicate(s),
+    4 => TooMany(s),
+    5 => NotConfigured,
+});
+
 /// End an executing job and queue its webhook.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug)]
 pub struct Complete {
     pub id: String,
     pub status: FinalStatus,
     pub result: Option<String>,
     pub now_ms: i64,
 }
+wire_struct!(Complete {
+    id,
+    status,
+    result,
+    now_ms
+});
 account_call!(Complete, "complete", Ended);
 
 /// Stop tracking a job, without webhook.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug)]
 pub struct Cancel {
     pub id: String,
     pub now_ms: i64,
 }
+wire_struct!(Cancel { id, now_ms });
 account_call!(Cancel, "cancel", Ended);
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug)]
 pub enum Ended {
     /// The job left the list; `answer` is the operator's answer to a completion
     /// (`providers::completion_answer`), empty for a cancel.
@@ -318,69 +369,96 @@ pub enum Ended {
     NotRunning(Option<Summary>),
 }
 
+wire_enum!(Ended {
+    0 => Ended { answer, summary },
+    1 => NotRunning(s),
+});
+
 /// A job reported progress: its timeout restarts.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug)]
 pub struct Progress {
     pub id: String,
     pub progress: Option<u8>,
     pub now_ms: i64,
 }
+wire_struct!(Progress {
+    id,
+    progress,
+    now_ms
+});
 account_call!(Progress, "progress", Option<String>);
 
 /// Pause the account (until `until_ms`, or until resumed).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug)]
 pub struct Pause {
     pub until_ms: Option<i64>,
     pub reason: Option<String>,
     pub now_ms: i64,
 }
+wire_struct!(Pause {
+    until_ms,
+    reason,
+    now_ms
+});
 account_call!(Pause, "pause", Option<RowAndSummary>);
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug)]
 pub struct Resume {
     pub now_ms: i64,
 }
+wire_struct!(Resume { now_ms });
 account_call!(Resume, "resume", Option<RowAndSummary>);
 
 /// The operator's row of the account and its summary.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug)]
 pub struct RowAndSummary {
     pub row: String,
     pub summary: Summary,
 }
 
+wire_struct!(RowAndSummary { row, summary });
+
 /// The operator's row: `{"account","maxJobs","executing","paused","pausedUntil"?,
 /// "reason"?}`; `None` when not configured.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug)]
 pub struct Row {
     pub now_ms: i64,
 }
+wire_struct!(Row { now_ms });
 account_call!(Row, "row", Option<String>);
 
 /// Forget the account's configuration and jobs (its webhooks are still delivered).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug)]
 pub struct Remove;
+wire_struct!(Remove {});
 account_call!(Remove, "remove", bool);
 
 /// Every executing job as the operator sees it: `(started_ms, seq, item)`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug)]
 pub struct AdminJobs {
     pub now_ms: i64,
 }
+wire_struct!(AdminJobs { now_ms });
 account_call!(AdminJobs, "jobs", Vec<(i64, i64, String)>);
 
 /// Up to `limit` deliveries of `status` after `after_seq`, at most `max_bytes` of
 /// rows (at least one row).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug)]
 pub struct Deliveries {
     pub status: String,
     pub after_seq: i64,
     pub limit: usize,
     pub max_bytes: usize,
 }
+wire_struct!(Deliveries {
+    status,
+    after_seq,
+    limit,
+    max_bytes
+});
 account_call!(Deliveries, "deliveries", DeliveryPage);
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default)]
 pub struct DeliveryPage {
     /// Rows as JSON objects, in sequence order.
     pub rows: Vec<String>,
@@ -389,15 +467,22 @@ pub struct DeliveryPage {
     pub more: bool,
 }
 
+wire_struct!(DeliveryPage {
+    rows,
+    last_seq,
+    more
+});
+
 /// Put one failed delivery back to pending, same webhook id, fresh schedule.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug)]
 pub struct RetryDelivery {
     pub webhook_id: String,
     pub now_ms: i64,
 }
+wire_struct!(RetryDelivery { webhook_id, now_ms });
 account_call!(RetryDelivery, "retry", RetryOutcome);
 
-#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum RetryOutcome {
     Requeued,
     StillPending,
@@ -406,12 +491,20 @@ pub enum RetryOutcome {
     NotFound,
 }
 
+wire_enum!(RetryOutcome {
+    0 => Requeued,
+    1 => StillPending,
+    2 => Delivered,
+    3 => NotFound,
+});
+
 /// Put every failed delivery created since `since_ms` back to pending.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug)]
 pub struct RetrySince {
     pub since_ms: i64,
     pub now_ms: i64,
 }
+wire_struct!(RetrySince { since_ms, now_ms });
 account_call!(RetrySince, "retry_since", u64);
 
 // ---------------------------------------------------------------------------------
@@ -553,9 +646,25 @@ mod tests {
             id: "7".into(),
             now_ms: 5,
         });
-        let raw: RawEnvelope<'_> = serde_json::from_str(&text).unwrap();
-        assert_eq!(raw.op, "cancel");
-        let back: Cancel = serde_json::from_str(raw.args.get()).unwrap();
+        let (op, mut args) = split_call(&text).unwrap();
+        assert_eq!(op, "cancel");
+        let back = Cancel::get(&mut args).unwrap();
         assert_eq!((back.id.as_str(), back.now_ms), ("7", 5));
+    }
+
+    #[test]
+    fn directory_calls_round_trip() {
+        let call = DirectoryCall {
+            provider: Provider::parse("minimax").unwrap(),
+            user: "u1".into(),
+            op: DirectoryOp::Pause {
+                account: "acc".into(),
+                until_ms: Some(9),
+                reason: None,
+                now_ms: 1,
+            },
+        };
+        let back: DirectoryCall = wire::decode(&wire::encode(&call)).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{call:?}"));
     }
 }

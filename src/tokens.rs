@@ -2,9 +2,7 @@
 //! token is ever stored (Workers KV key `token:<hex digest>`); the raw token is shown
 //! once, when issued, and never logged.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use serde::{Deserialize, Serialize};
+use crate::base64::encode_url_safe;
 use sha2::{Digest, Sha256};
 
 /// Prefix of issued tokens: lets people (and secret scanners) recognise them.
@@ -12,7 +10,7 @@ pub const TOKEN_PREFIX: &str = "sk_";
 
 /// A new token from 32 random bytes (256 bits): `sk_` + 43 URL-safe characters.
 pub fn token_from_random(bytes: &[u8; 32]) -> String {
-    format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
+    format!("{TOKEN_PREFIX}{}", encode_url_safe(bytes))
 }
 
 pub fn digest(secret: &str) -> [u8; 32] {
@@ -31,12 +29,6 @@ pub fn kv_key(token: &str) -> String {
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
-
-/// What KV holds for a token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TokenRecord {
-    pub user: String,
-}
 
 /// Compares a presented secret with the expected one in time independent of where
 /// they differ: both are digested first (fixed length), then every byte is compared.
@@ -61,7 +53,7 @@ pub const CACHE_CAPACITY: usize = 10_000;
 /// other isolates notice within [`CACHE_TTL_MS`] (on top of KV's own propagation).
 #[derive(Debug, Default)]
 pub struct TokenCache {
-    entries: std::collections::HashMap<String, (String, i64)>,
+    entries: std::collections::BTreeMap<String, (String, i64)>,
 }
 
 impl TokenCache {

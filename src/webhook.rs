@@ -2,8 +2,7 @@
 //! an attempt's answer does to a delivery (including `Retry-After`). Pure; the account
 //! object sends and stores, and each provider writes its own payload.
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
+use crate::base64::{decode_standard, encode_standard};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -25,9 +24,8 @@ impl WebhookSecret {
     /// optional, the rest is standard base64 of the key bytes.
     pub fn parse(text: &str) -> Result<WebhookSecret, String> {
         let encoded = text.strip_prefix("whsec_").unwrap_or(text);
-        let key = STANDARD
-            .decode(encoded)
-            .map_err(|_| "the secret is not whsec_ followed by base64".to_owned())?;
+        let key = decode_standard(encoded)
+            .ok_or_else(|| "the secret is not whsec_ followed by base64".to_owned())?;
         if key.is_empty() {
             return Err("the secret is empty".to_owned());
         }
@@ -45,7 +43,7 @@ impl WebhookSecret {
         mac.update(timestamp_s.to_string().as_bytes());
         mac.update(b".");
         mac.update(body.as_bytes());
-        format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+        format!("v1,{}", encode_standard(&mac.finalize().into_bytes()))
     }
 }
 
@@ -72,7 +70,7 @@ impl RetrySchedule {
                 part.parse::<u64>()
                     .ok()
                     .filter(|d| (1..=7 * 86_400).contains(d))
-                    .ok_or_else(|| format!("{part:?} is not a delay of 1 to 604800 seconds"))
+                    .ok_or_else(|| format!("\"{part}\" is not a delay of 1 to 604800 seconds"))
             })
             .collect::<Result<Vec<u64>, String>>()?;
         if delays.len() > 50 {

@@ -371,6 +371,35 @@ proptest! {
         }
     }
 
+    /// The body reader accepts exactly the JSON objects serde_json accepts, on valid
+    /// objects and on objects broken at a random place.
+    #[test]
+    fn the_body_reader_agrees_with_serde_json(
+        value in prop::collection::btree_map(any::<String>(), json_value(), 0..5),
+        cut in any::<prop::sample::Index>(),
+        junk in "[ -~]{0,3}",
+    ) {
+        let text = serde_json::to_string(&value).unwrap();
+        let fields = Fields::parse(&text);
+        prop_assert!(fields.is_ok(), "{}", text);
+        for (k, v) in &value {
+            let raw = fields.as_ref().unwrap().raw(k);
+            if v.is_null() {
+                prop_assert_eq!(raw, None);
+            } else {
+                let written = serde_json::to_string(v).unwrap();
+                prop_assert_eq!(raw, Some(written.as_str()));
+            }
+        }
+        let mut broken = text.clone();
+        let at = cut.index(broken.len() + 1);
+        if broken.is_char_boundary(at) {
+            broken.insert_str(at, &junk);
+            let serde_ok = serde_json::from_str::<Map<String, Value>>(&broken).is_ok();
+            prop_assert_eq!(Fields::parse(&broken).is_ok(), serde_ok, "{}", broken);
+        }
+    }
+
     /// Any JSON body to a completion is Ok, a 400 or (a large `result`) a 413.
     #[test]
     fn completion_is_ok_400_or_413(

@@ -18,18 +18,15 @@ pub const MAX_NAME_CHARS: usize = 256;
 
 pub struct Dreamina;
 
-/// `submitId` and `model`, as the job's details: a two-string JSON array.
+/// `submitId` and `model`, as the job's details (in the wire format).
 fn details(submit_id: &str, model: &str) -> String {
-    let mut out = String::from("[");
-    crate::json::push_string(&mut out, submit_id);
-    out.push(',');
-    crate::json::push_string(&mut out, model);
-    out.push(']');
-    out
+    crate::wire::encode(&(submit_id.to_owned(), model.to_owned(), ()))
 }
 
 fn read_details(text: &str) -> (String, String) {
-    serde_json::from_str::<(String, String)>(text).unwrap_or_default()
+    crate::wire::decode::<(String, String, ())>(text)
+        .map(|(submit_id, model, ())| (submit_id, model))
+        .unwrap_or_default()
 }
 
 fn name_field(body: &Fields<'_>, key: &str) -> Result<String, String> {
@@ -76,7 +73,7 @@ impl ProviderRules for Dreamina {
             Ok(())
         } else {
             Err(format!(
-                "invalid account {name:?}: expected REGION:email, e.g. US:someone@example.com"
+                "invalid account \"{name}\": expected REGION:email, e.g. US:someone@example.com"
             ))
         }
     }

@@ -56,7 +56,9 @@ impl ProviderRules for Kling {
     fn parse_job(&self, body: &Fields<'_>) -> Result<JobSpec, String> {
         const BAD: &str = "id must be a positive integer of at most 9007199254740991";
         let raw = body.raw("id").ok_or("id is required")?;
-        let id = serde_json::from_str::<u64>(raw.get()).map_err(|_| BAD)?;
+        let canonical =
+            !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) && !raw.starts_with('0');
+        let id = raw.parse::<u64>().ok().filter(|_| canonical).ok_or(BAD)?;
         if !(1..=MAX_SAFE_INTEGER).contains(&id) {
             return Err(BAD.to_owned());
         }

@@ -44,7 +44,7 @@ impl ProviderRules for MiniMax {
             Ok(())
         } else {
             Err(format!(
-                "invalid account {name:?}: expected an account id of 1 to 64 characters [A-Za-z0-9_-]"
+                "invalid account \"{name}\": expected an account id of 1 to 64 characters [A-Za-z0-9_-]"
             ))
         }
     }

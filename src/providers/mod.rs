@@ -155,16 +155,14 @@ impl fmt::Display for Provider {
     }
 }
 
-impl serde::Serialize for Provider {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.name())
+/// A provider travels between the objects as its name.
+impl crate::wire::Wire for Provider {
+    fn put(&self, w: &mut String) {
+        self.name().to_owned().put(w);
     }
-}
-
-impl<'de> serde::Deserialize<'de> for Provider {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Provider, D::Error> {
-        let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Provider::parse(&name).ok_or_else(|| serde::de::Error::custom("unknown provider"))
+    fn get(r: &mut crate::wire::Reader<'_>) -> Result<Self, crate::wire::WireError> {
+        let name = String::get(r)?;
+        Provider::parse(&name).ok_or(crate::wire::WireError("unknown provider"))
     }
 }
 
@@ -203,7 +201,7 @@ pub const MAX_ACCOUNT_CHARS: usize = 260;
 /// A pragmatic email check: one `@`, a non-empty local part, a dotted domain, no white
 /// space, control characters or path/query delimiters, at most 254 characters.
 pub fn email(text: &str) -> Result<(), String> {
-    let bad = || format!("invalid account {text:?}: expected an email");
+    let bad = || format!("invalid account \"{text}\": expected an email");
     if char_len(text) > 254 {
         return Err(bad());
     }
@@ -308,10 +306,9 @@ mod tests {
     #[test]
     fn providers_travel_as_their_names() {
         let p = Provider::parse("pixverse").unwrap();
-        assert_eq!(serde_json::to_string(&p).unwrap(), r#""pixverse""#);
-        let back: Provider = serde_json::from_str(r#""pixverse""#).unwrap();
-        assert_eq!(back, p);
-        assert!(serde_json::from_str::<Provider>(r#""nope""#).is_err());
+        assert_eq!(crate::wire::encode(&p), "8:pixverse");
+        assert_eq!(crate::wire::decode::<Provider>("8:pixverse"), Ok(p));
+        assert!(crate::wire::decode::<Provider>("4:nope").is_err());
     }
 
     #[test]

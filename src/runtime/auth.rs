@@ -7,6 +7,7 @@ use crate::domain::{bearer_token, UserId};
 use crate::errors::ApiError;
 use crate::tokens::{constant_time_eq, kv_key, TokenCache};
 
+use super::js::{self, TokenCheck};
 use super::{now_ms, var, AUTH_LIMITER_BINDING, TOKENS_BINDING};
 
 thread_local! {
@@ -30,16 +31,40 @@ pub fn header(req: &web_sys::Request, name: &str) -> Option<String> {
 /// trusting it for up to `CACHE_TTL_MS` more (see the README).
 pub async fn user_of(req: &web_sys::Request, env: &Env) -> Result<UserId, ApiError> {
     let presented = header(req, "authorization");
-    let result = match bearer_token(presented.as_deref()) {
-        Some(token) => user_of_key(env, &kv_key(token)).await,
-        None => Err(ApiError::Unauthorized),
-    };
-    match result {
-        Err(ApiError::Unauthorized) => {
-            Err(throttle_failure(env, header(req, "cf-connecting-ip")).await)
+    let limiter = js::binding(env, AUTH_LIMITER_BINDING);
+    let check = match bearer_token(presented.as_deref()) {
+        None => js::refuse_token(req, &limiter).await,
+        Some(token) => {
+            let key = kv_key(token);
+            let now = now_ms();
+            let cached = VERIFIED.with(|cache| cache.borrow().get(&key, now).map(str::to_owned));
+            match cached {
+                Some(user) => TokenCheck::User(user),
+                None => {
+                    // One call does the KV read and, for an unknown token, the
+                    // throttling count: one await on the path of every 401.
+                    let tokens = js::binding(env, TOKENS_BINDING);
+                    let check = js::check_token(req, &tokens, &limiter, &key)
+                        .await
+                        .map_err(|e| ApiError::internal(format!("KV get: {}", e.0)))?;
+                    if let TokenCheck::User(user) = &check {
+                        VERIFIED.with(|cache| cache.borrow_mut().put(key, user.clone(), now));
+                    }
+                    check
+                }
+            }
         }
-        other => other,
+    };
+    match check {
+        TokenCheck::User(user) => UserId::parse(&user)
+            .map_err(|_| ApiError::internal("token record names an invalid user")),
+        TokenCheck::Unknown => Err(ApiError::Unauthorized),
+        TokenCheck::Throttled => Err(throttled()),
     }
+}
+
+fn throttled() -> ApiError {
+    ApiError::TooManyRequests("Too many failed authentication attempts".to_owned())
 }
 
 /// The user a token's KV key (`token:<digest>`) belongs to, from this isolate's cache
@@ -60,14 +85,9 @@ pub async fn user_of_key(env: &Env, key: &str) -> Result<UserId, ApiError> {
 
 /// The user KV holds for a token key, without any cache: `None` when unknown.
 pub async fn lookup(env: &Env, key: &str) -> Result<Option<String>, ApiError> {
-    let kv = env
-        .kv(TOKENS_BINDING)
-        .map_err(|e| ApiError::internal(format!("KV binding: {e}")))?;
-    let record = kv
-        .get(key)
-        .text()
+    let record = js::kv_get_text(&js::binding(env, TOKENS_BINDING), key)
         .await
-        .map_err(|e| ApiError::internal(format!("KV get: {e}")))?;
+        .map_err(|e| ApiError::internal(format!("KV get: {}", e.0)))?;
     Ok(record.and_then(|text| {
         crate::json::Fields::parse(&text)
             .ok()
@@ -79,16 +99,13 @@ pub async fn lookup(env: &Env, key: &str) -> Result<Option<String>, ApiError> {
 /// Limiting). Past the limit the answer is 429 instead of 401, so a flood of guesses
 /// is slowed down. The limiter failing must not lock users out: then 401.
 pub async fn throttle_failure(env: &Env, client: Option<String>) -> ApiError {
-    let Ok(limiter) = env.rate_limiter(AUTH_LIMITER_BINDING) else {
+    let limiter = js::binding(env, AUTH_LIMITER_BINDING);
+    if limiter.is_undefined() {
         return ApiError::Unauthorized;
-    };
-    match limiter
-        .limit(client.unwrap_or_else(|| "unknown".to_owned()))
-        .await
-    {
-        Ok(outcome) if !outcome.success => {
-            ApiError::TooManyRequests("Too many failed authentication attempts".to_owned())
-        }
+    }
+    let client = client.unwrap_or_else(|| "unknown".to_owned());
+    match js::limiter_allows(&limiter, &client).await {
+        Ok(false) => throttled(),
         _ => ApiError::Unauthorized,
     }
 }

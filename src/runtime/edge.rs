@@ -26,18 +26,25 @@ use super::{auth, now_ms, random_bytes, DIRECTORY_BINDING, LIVE_BINDING, TOKENS_
 
 /// The OpenAPI document (`openapi.yaml`, turned into JSON by build.rs).
 const OPENAPI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
-/// The live view page.
-const PAGE_HTML: &str = include_str!("../page/index.html");
+/// The live view page (`src/page/index.html`, without comments: build.rs).
+const PAGE_HTML: &str = include_str!(concat!(env!("OUT_DIR"), "/page.html"));
 
 /// The longest a registration's worker keeps asking for a slot: `waitSeconds` is at
 /// most 60 and each ask is held at most a second; this only guards against a bug.
 const MAX_POLLS: usize = 200;
 
-pub async fn handle(req: &web_sys::Request, env: &Env) -> web_sys::Response {
+/// What the router decided: an answer known at once, or work that awaits.
+pub enum Handling {
+    Now(web_sys::Response),
+    Later(Route, String),
+}
+
+/// Routes a request. Unknown paths and methods, the page, the document and
+/// preflights are answered at once, without any async machinery.
+pub fn route(req: &web_sys::Request) -> Handling {
     let method = req.method();
     let url = req.url();
-    let path = path_of(&url);
-    let route = match match_route(&method, path) {
+    let route = match match_route(&method, path_of(&url)) {
         Ok(route) => route,
         Err(e) => {
             let audience = if e.public {
@@ -45,15 +52,27 @@ pub async fn handle(req: &web_sys::Request, env: &Env) -> web_sys::Response {
             } else {
                 Audience::Operator
             };
-            return http::error(&e.error, e.style, audience);
+            return Handling::Now(http::error(&e.error, e.style, audience));
         }
     };
     match route {
-        Route::Page => http::html(PAGE_HTML),
-        Route::OpenApi => http::json(200, OPENAPI_JSON, Audience::Public),
-        Route::Preflight => http::preflight(),
+        Route::Page => Handling::Now(http::html(PAGE_HTML)),
+        Route::OpenApi => Handling::Now(http::json(200, OPENAPI_JSON, Audience::Public)),
+        Route::Preflight => Handling::Now(http::preflight()),
+        route => Handling::Later(route, url),
+    }
+}
+
+/// The routes that talk to KV or the objects.
+pub async fn handle(
+    req: &web_sys::Request,
+    env: &Env,
+    route: Route,
+    url: &str,
+) -> web_sys::Response {
+    match route {
         Route::Public { provider, op } => public(req, env, provider, op).await,
-        operator_route => match operator(req, env, operator_route, &url).await {
+        operator_route => match operator(req, env, operator_route, url).await {
             Ok(response) => response,
             Err(e) => http::error(&e, ErrorStyle::Coded, Audience::Operator),
         },
@@ -127,7 +146,7 @@ async fn ask_directory(
         user: user.as_str().to_owned(),
         op,
     };
-    let text = serde_json::to_string(&call).map_err(|e| ApiError::internal(e.to_string()))?;
+    let text = crate::wire::encode(&call);
     let name = directory_object_name(provider, user.as_str());
     Namespace::from_env(env, DIRECTORY_BINDING)
         .call_named(&name, "call", &text)
@@ -368,12 +387,9 @@ async fn issue_token(req: &web_sys::Request, env: &Env) -> Result<web_sys::Respo
         o.end();
         out
     };
-    kv(env)?
-        .put(&kv_key(&token), record)
-        .map_err(|e| ApiError::internal(format!("KV put: {e}")))?
-        .execute()
+    js::kv_put_text(&js::binding(env, TOKENS_BINDING), &kv_key(&token), &record)
         .await
-        .map_err(|e| ApiError::internal(format!("KV put: {e}")))?;
+        .map_err(|e| ApiError::internal(format!("KV put: {}", e.0)))?;
     let mut out = String::new();
     let mut o = crate::json::Object::new(&mut out);
     o.str("token", &token).str("user", user.as_str());
@@ -393,10 +409,9 @@ async fn revoke_token(req: &web_sys::Request, env: &Env) -> Result<web_sys::Resp
     let user = auth::lookup(env, &key)
         .await?
         .ok_or_else(|| ApiError::NotFound("Unknown token".to_owned()))?;
-    kv(env)?
-        .delete(&key)
+    js::kv_remove(&js::binding(env, TOKENS_BINDING), &key)
         .await
-        .map_err(|e| ApiError::internal(format!("KV delete: {e}")))?;
+        .map_err(|e| ApiError::internal(format!("KV delete: {}", e.0)))?;
     auth::forget(&key);
     if let Ok(user) = UserId::parse(&user) {
         for provider in Provider::all() {
@@ -408,9 +423,4 @@ async fn revoke_token(req: &web_sys::Request, env: &Env) -> Result<web_sys::Resp
         }
     }
     Ok(http::empty(204))
-}
-
-fn kv(env: &Env) -> Result<worker::kv::KvStore, ApiError> {
-    env.kv(TOKENS_BINDING)
-        .map_err(|e| ApiError::internal(format!("KV binding: {e}")))
 }

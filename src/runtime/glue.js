@@ -35,6 +35,63 @@ export function fetchUnique(namespace, request) {
   return namespace.get(namespace.newUniqueId()).fetch(request);
 }
 
+// ---- Workers KV and the rate limiter
+
+export function kvGet(namespace, key) {
+  return namespace.get(key);
+}
+
+export function kvPut(namespace, key, value) {
+  return namespace.put(key, value);
+}
+
+export function kvDelete(namespace, key) {
+  return namespace.delete(key);
+}
+
+// Whether `key` is still under its limit.
+export async function withinLimit(limiter, key) {
+  return (await limiter.limit({ key })).success;
+}
+
+// One failed authentication of a public request, counted against the client address
+// (Workers Rate Limiting): "unknown" while under the limit, "throttled" past it.
+async function throttle(request, limiter) {
+  if (!limiter) return "unknown";
+  const client = request.headers.get("cf-connecting-ip") || "unknown";
+  try {
+    return (await limiter.limit({ key: client })).success ? "unknown" : "throttled";
+  } catch {
+    return "unknown"; // a limiter that fails must not lock users out
+  }
+}
+
+// The user a token's KV key belongs to: the user id, or "unknown"/"throttled" for a
+// token KV does not know (the failure counted as `throttle` says). One call and one
+// await for the whole step, on the path of every 401.
+export async function userOfKey(request, tokens, limiter, key) {
+  const record = await tokens.get(key);
+  if (record !== null) {
+    try {
+      const user = JSON.parse(record).user;
+      if (typeof user === "string") return "=" + user;
+    } catch {
+      // a record that is not ours: as unknown
+    }
+  }
+  return throttle(request, limiter);
+}
+
+// A failed authentication without a KV read (no usable Authorization header).
+export function refuse(request, limiter) {
+  return throttle(request, limiter);
+}
+
+// A response in one call: status, body (null for none) and [name, value] headers.
+export function makeResponse(status, body, headers) {
+  return new Response(body, { status, headers });
+}
+
 // ---- Answers (see protocol::Answer): "SSS body" or "SSSL<link>\n<body>"
 
 export function answerStatus(answer) {

@@ -1,8 +1,9 @@
 //! Responses the worker writes itself (errors, the page, preflight), built directly
 //! on the runtime's `Response` so no answer costs more crossings than it needs.
 
-use wasm_bindgen::JsValue;
-use worker::worker_sys::web_sys::{Headers, Response, ResponseInit};
+use worker::worker_sys::web_sys::Response;
+
+use super::js::response;
 
 use crate::errors::{ApiError, ErrorStyle};
 
@@ -14,18 +15,6 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub enum Audience {
     Public,
     Operator,
-}
-
-fn response(status: u16, body: Option<&str>, headers: &[(&str, &str)]) -> Response {
-    let h = Headers::new().unwrap_or_else(|_| Headers::from(JsValue::UNDEFINED));
-    for (name, value) in headers {
-        let _ = h.set(name, value);
-    }
-    let init = ResponseInit::new();
-    init.set_status(status);
-    init.set_headers(&h);
-    Response::new_with_opt_str_and_init(body, &init)
-        .unwrap_or_else(|_| Response::new().unwrap_or_else(|_| Response::from(JsValue::UNDEFINED)))
 }
 
 pub fn json(status: u16, body: &str, audience: Audience) -> Response {
@@ -47,14 +36,16 @@ pub fn error(error: &ApiError, style: ErrorStyle, audience: Audience) -> Respons
     if let ApiError::Internal(detail) = error {
         worker::console_error!("internal error: {detail}");
     }
-    let r = json(error.status(), &error.body(style), audience);
-    if let ApiError::MethodNotAllowed { allow } = error {
-        let _ = r.headers().set("allow", allow);
+    let mut headers = vec![("content-type", "application/json")];
+    if audience == Audience::Public {
+        headers.push(("access-control-allow-origin", "*"));
     }
-    if let ApiError::Unavailable(_) = error {
-        let _ = r.headers().set("retry-after", "1");
+    match error {
+        ApiError::MethodNotAllowed { allow } => headers.push(("allow", allow)),
+        ApiError::Unavailable(_) => headers.push(("retry-after", "1")),
+        _ => {}
     }
-    r
+    response(error.status(), Some(&error.body(style)), &headers)
 }
 
 /// CORS preflight of the public routes.

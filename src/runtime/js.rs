@@ -23,6 +23,25 @@ extern "C" {
     fn call_each_by_id(namespace: &JsValue, ids: &Array, method: &str, arg: &JsValue) -> Promise;
     #[wasm_bindgen(js_name = fetchUnique)]
     fn fetch_unique(namespace: &JsValue, request: &web_sys::Request) -> Promise;
+    #[wasm_bindgen(js_name = kvGet)]
+    fn kv_get(namespace: &JsValue, key: &str) -> Promise;
+    #[wasm_bindgen(js_name = kvPut)]
+    fn kv_put(namespace: &JsValue, key: &str, value: &str) -> Promise;
+    #[wasm_bindgen(js_name = kvDelete)]
+    fn kv_delete(namespace: &JsValue, key: &str) -> Promise;
+    #[wasm_bindgen(js_name = withinLimit)]
+    fn within_limit(limiter: &JsValue, key: &str) -> Promise;
+    #[wasm_bindgen(js_name = userOfKey)]
+    fn user_of_key(
+        request: &web_sys::Request,
+        tokens: &JsValue,
+        limiter: &JsValue,
+        key: &str,
+    ) -> Promise;
+    #[wasm_bindgen(js_name = refuse)]
+    fn refuse(request: &web_sys::Request, limiter: &JsValue) -> Promise;
+    #[wasm_bindgen(js_name = makeResponse)]
+    fn make_response(status: u16, body: Option<&str>, headers: &Array) -> web_sys::Response;
     #[wasm_bindgen(js_name = answerStatus)]
     pub fn answer_status(answer: &JsString) -> u16;
     #[wasm_bindgen(js_name = answerBody)]
@@ -61,10 +80,8 @@ async fn resolve(promise: Promise) -> Result<JsValue, CallFailed> {
 pub struct Namespace(JsValue);
 
 impl Namespace {
-    pub fn from_env(env: &worker::Env, binding: &str) -> Namespace {
-        Namespace(
-            js_sys::Reflect::get(env, &JsValue::from_str(binding)).unwrap_or(JsValue::UNDEFINED),
-        )
+    pub fn from_env(env: &worker::Env, name: &str) -> Namespace {
+        Namespace(binding(env, name))
     }
 
     /// `method(arg)` on the object named `name`; the answer stays a JavaScript string.
@@ -134,6 +151,78 @@ impl Namespace {
             .await?
             .unchecked_into())
     }
+}
+
+/// A binding of the environment (a KV namespace, a rate limiter, …).
+pub fn binding(env: &worker::Env, name: &str) -> JsValue {
+    js_sys::Reflect::get(env, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// Workers KV: the text under `key`, if any.
+pub async fn kv_get_text(namespace: &JsValue, key: &str) -> Result<Option<String>, CallFailed> {
+    Ok(resolve(kv_get(namespace, key)).await?.as_string())
+}
+
+pub async fn kv_put_text(namespace: &JsValue, key: &str, value: &str) -> Result<(), CallFailed> {
+    resolve(kv_put(namespace, key, value)).await.map(|_| ())
+}
+
+pub async fn kv_remove(namespace: &JsValue, key: &str) -> Result<(), CallFailed> {
+    resolve(kv_delete(namespace, key)).await.map(|_| ())
+}
+
+/// Workers Rate Limiting: whether `key` is still under the limiter's limit.
+pub async fn limiter_allows(limiter: &JsValue, key: &str) -> Result<bool, CallFailed> {
+    Ok(resolve(within_limit(limiter, key))
+        .await?
+        .as_bool()
+        .unwrap_or(true))
+}
+
+/// What KV and the rate limiter say about a presented token.
+pub enum TokenCheck {
+    User(String),
+    Unknown,
+    Throttled,
+}
+
+fn token_check(text: Option<String>) -> TokenCheck {
+    match text.as_deref() {
+        Some(user) if user.starts_with('=') => TokenCheck::User(user[1..].to_owned()),
+        Some("throttled") => TokenCheck::Throttled,
+        _ => TokenCheck::Unknown,
+    }
+}
+
+/// Looks a token's KV key up and, when unknown, counts the failure for the client.
+pub async fn check_token(
+    request: &web_sys::Request,
+    tokens: &JsValue,
+    limiter: &JsValue,
+    key: &str,
+) -> Result<TokenCheck, CallFailed> {
+    Ok(token_check(
+        resolve(user_of_key(request, tokens, limiter, key))
+            .await?
+            .as_string(),
+    ))
+}
+
+/// Counts a failed authentication that needed no lookup.
+pub async fn refuse_token(request: &web_sys::Request, limiter: &JsValue) -> TokenCheck {
+    match resolve(refuse(request, limiter)).await {
+        Ok(text) => token_check(text.as_string()),
+        Err(_) => TokenCheck::Unknown,
+    }
+}
+
+/// A response with a status, an optional body and headers, built in one call.
+pub fn response(status: u16, body: Option<&str>, headers: &[(&str, &str)]) -> web_sys::Response {
+    let pairs: Array = headers
+        .iter()
+        .map(|(name, value)| Array::of2(&JsValue::from_str(name), &JsValue::from_str(value)))
+        .collect();
+    make_response(status, body, &pairs)
 }
 
 /// The body of an answer, copied into wasm (only for the rare answers wasm reads).

@@ -13,8 +13,8 @@
 //! `{"token"}`, 4408 when no token came within 10 s, and 4401 when its token is
 //! revoked (at once through the operator API, or at the next check, every 10 min).
 
-use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
+use worker::worker_sys::ext::WebSocketExt;
 use worker::{
     durable_object, DurableObject, Env, Request, Response, State, WebSocket,
     WebSocketIncomingMessage, WebSocketPair,
@@ -38,8 +38,8 @@ pub struct LiveSession {
     env: Env,
 }
 
-/// What a socket remembers across hibernation.
-#[derive(Serialize, Deserialize, Default)]
+/// What a socket remembers across hibernation (its attachment, in the wire format).
+#[derive(Default)]
 struct Attachment {
     provider: String,
     /// The client's address, for throttling bad tokens.
@@ -47,6 +47,31 @@ struct Attachment {
     user: Option<String>,
     /// The token's KV key (`token:<sha256>`), never the token.
     key: Option<String>,
+}
+
+crate::wire_struct!(Attachment {
+    provider,
+    client,
+    user,
+    key
+});
+
+impl Attachment {
+    fn save(&self, ws: &WebSocket) -> worker::Result<()> {
+        ws.as_ref()
+            .serialize_attachment(JsValue::from_str(&crate::wire::encode(self)))
+            .map_err(worker::Error::from)
+    }
+
+    /// The socket's attachment; the default when it has none (or an unreadable one).
+    fn load(ws: &WebSocket) -> Attachment {
+        ws.as_ref()
+            .deserialize_attachment()
+            .ok()
+            .and_then(|v| v.as_string())
+            .and_then(|text| crate::wire::decode(&text).ok())
+            .unwrap_or_default()
+    }
 }
 
 impl DurableObject for LiveSession {
@@ -65,7 +90,7 @@ impl DurableObject for LiveSession {
             client: req.headers().get("cf-connecting-ip").ok().flatten(),
             ..Attachment::default()
         };
-        pair.server.serialize_attachment(&attachment)?;
+        attachment.save(&pair.server)?;
         self.set_alarm_in(HELLO_TIMEOUT_MS).await;
         Response::from_websocket(pair.client)
     }
@@ -75,9 +100,7 @@ impl DurableObject for LiveSession {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> worker::Result<()> {
-        let Some(mut attachment) = ws.deserialize_attachment::<Attachment>()? else {
-            return Ok(());
-        };
+        let mut attachment = Attachment::load(&ws);
         if attachment.user.is_some() {
             // Viewers only listen; anything they send after the token is ignored.
             return Ok(());
@@ -127,7 +150,7 @@ impl DurableObject for LiveSession {
         };
         attachment.user = Some(user.as_str().to_owned());
         attachment.key = Some(key);
-        ws.serialize_attachment(&attachment)?;
+        attachment.save(&ws)?;
         ws.send_with_str(available_message(&body))?;
         self.set_alarm_in(RECHECK_INTERVAL_MS).await;
         Ok(())
@@ -153,11 +176,7 @@ impl DurableObject for LiveSession {
     async fn alarm(&self) -> worker::Result<Response> {
         let mut open = false;
         for ws in self.state.get_websockets() {
-            let attachment = ws
-                .deserialize_attachment::<Attachment>()
-                .ok()
-                .flatten()
-                .unwrap_or_default();
+            let attachment = Attachment::load(&ws);
             match attachment.key {
                 None => {
                     let _ = close(&ws, CLOSE_HELLO_TIMEOUT, "no token within 10 s");
@@ -222,7 +241,7 @@ impl LiveSession {
             user: user.to_owned(),
             op,
         };
-        let text = serde_json::to_string(&call).ok()?;
+        let text = crate::wire::encode(&call);
         let name = directory_object_name(provider, user);
         let answer = Namespace::from_env(&self.env, DIRECTORY_BINDING)
             .call_named_text(&name, "call", &text)
@@ -232,11 +251,7 @@ impl LiveSession {
     }
 
     async fn unsubscribe(&self, ws: &WebSocket) {
-        let attachment = ws
-            .deserialize_attachment::<Attachment>()
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let attachment = Attachment::load(ws);
         let (Some(user), Some(provider)) = (attachment.user, Provider::parse(&attachment.provider))
         else {
             return;

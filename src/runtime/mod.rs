@@ -21,7 +21,9 @@ mod live_session;
 mod sql;
 mod turnstile;
 
-use worker::{event, Context, Env, Request, Response};
+use wasm_bindgen::prelude::*;
+use worker::worker_sys::web_sys;
+use worker::{event, Env};
 
 /// Binding names (wrangler.toml).
 pub const ACCOUNTS_BINDING: &str = "ACCOUNTS";
@@ -35,9 +37,19 @@ fn start() {
     console_error_panic_hook::set_once();
 }
 
-#[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
-    Ok(Response::from(edge::handle(req.inner(), &env).await))
+/// The worker's fetch handler (worker-build's entry calls it with the request, the
+/// environment and the context). Written out rather than with `#[event(fetch)]`,
+/// which converts every request into `worker::Request` first; the handlers read the
+/// runtime's own request.
+#[wasm_bindgen]
+pub fn fetch(req: web_sys::Request, env: Env, _ctx: JsValue) -> JsValue {
+    match edge::route(&req) {
+        edge::Handling::Now(response) => response.into(),
+        edge::Handling::Later(route, url) => wasm_bindgen_futures::future_to_promise(async move {
+            Ok(JsValue::from(edge::handle(&req, &env, route, &url).await))
+        })
+        .into(),
+    }
 }
 
 pub(crate) fn now_ms() -> i64 {

@@ -58,15 +58,25 @@ impl Row {
 pub fn run(sql: &SqlStorage, query: &str, args: Vec<Value>) -> Result<usize, String> {
     sql.exec(query, args)
         .map(|cursor| cursor.rows_written())
-        .map_err(|e| format!("{query}: {e}"))
+        .map_err(|e| failed(query, e))
+}
+
+/// The runtime's message, with the statement. (Matched rather than formatted with
+/// `Display`: `worker::Error`'s formatting pulls in every error type it can wrap.)
+fn failed(query: &str, e: worker::Error) -> String {
+    let message = match e {
+        worker::Error::JsError(m) | worker::Error::RustError(m) => m,
+        _ => "storage error".to_owned(),
+    };
+    format!("{query}: {message}")
 }
 
 /// Runs a query and reads every row.
 pub fn rows(sql: &SqlStorage, query: &str, args: Vec<Value>) -> Result<Vec<Row>, String> {
-    let cursor = sql.exec(query, args).map_err(|e| format!("{query}: {e}"))?;
+    let cursor = sql.exec(query, args).map_err(|e| failed(query, e))?;
     cursor
         .raw()
-        .map(|row| row.map(Row).map_err(|e| format!("{query}: {e}")))
+        .map(|row| row.map(Row).map_err(|e| failed(query, e)))
         .collect()
 }
 

@@ -195,9 +195,7 @@ impl Account {
                 summary,
             },
         };
-        let Ok(text) = serde_json::to_string(&call) else {
-            return;
-        };
+        let text = crate::wire::encode(&call);
         let name = directory_object_name(meta.provider, &meta.user);
         if let Err(e) = Namespace::from_env(&self.env, DIRECTORY_BINDING)
             .call_named(&name, "call", &text)

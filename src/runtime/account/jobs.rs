@@ -41,7 +41,9 @@ const SCHEMA: [&str; 8] = [
 const MIGRATE_V1: [&str; 4] = [
     "INSERT OR IGNORE INTO jobs2 (id, started_ms, activity_ms, counts, reply_url, reply_ref, details)
        SELECT id, started_ms, started_ms, 1, reply_url, reply_ref,
-              CASE WHEN submit_id IS NULL THEN '' ELSE json_array(submit_id, model) END
+              CASE WHEN submit_id IS NULL THEN '' ELSE
+                length(CAST(submit_id AS BLOB)) || ':' || submit_id ||
+                length(CAST(model AS BLOB)) || ':' || model END
        FROM jobs ORDER BY seq",
     "INSERT OR IGNORE INTO outbox (webhook_id, reply_url, payload, status, attempts, next_at_ms, last_error, created_ms, finished_ms)
        SELECT webhook_id, reply_url, payload, CASE status WHEN 'pending' THEN 0 ELSE 2 END, attempts,

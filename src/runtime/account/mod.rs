@@ -21,16 +21,16 @@ mod outbox;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use worker::{durable_object, DurableObject, Env, Request, Response, State};
 
 use crate::config::Settings;
-use crate::protocol::{self as p, AccountCall, RawEnvelope};
+use crate::protocol::{self as p, split_call, AccountCall};
+use crate::wire::Reader;
 
 use super::turnstile::Signal;
 
-#[durable_object]
+#[durable_object(alarm)]
 pub struct AccountObject {
     inner: Rc<Account>,
 }
@@ -106,10 +106,9 @@ impl Account {
     }
 
     fn dispatch(&self, request: &str) -> Result<String, String> {
-        let envelope: RawEnvelope<'_> =
-            serde_json::from_str(request).map_err(|e| format!("bad request: {e}"))?;
-        let args = envelope.args.get();
-        match envelope.op {
+        let (op, mut args) = split_call(request).map_err(|e| e.to_string())?;
+        let args = &mut args;
+        match op.as_str() {
             p::Configure::OP => self.serve(args, |c: p::Configure| self.configure(c)),
             p::GetSummary::OP => self.serve(args, |c: p::GetSummary| self.get_summary(c.now_ms)),
             p::Admit::OP => self.serve(args, |c: p::Admit| self.admit(c)),
@@ -132,16 +131,13 @@ impl Account {
     /// answer `C::Reply`, so an operation cannot answer another's reply type.
     fn serve<C: AccountCall>(
         &self,
-        args: &str,
+        args: &mut Reader<'_>,
         handler: impl FnOnce(C) -> Result<C::Reply, String>,
     ) -> Result<String, String> {
-        let call: C =
-            serde_json::from_str(args).map_err(|e| format!("bad {} arguments: {e}", C::OP))?;
-        let reply = handler(call)?;
-        to_json(&reply)
+        let call = C::get(args).map_err(|e| format!("{}: {e}", C::OP))?;
+        if !args.is_done() {
+            return Err(format!("{}: text after the arguments", C::OP));
+        }
+        Ok(crate::wire::encode(&handler(call)?))
     }
-}
-
-fn to_json<T: Serialize>(value: &T) -> Result<String, String> {
-    serde_json::to_string(value).map_err(|e| e.to_string())
 }

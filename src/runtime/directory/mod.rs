@@ -20,10 +20,9 @@ mod reads;
 mod viewers;
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 
-use serde::de::DeserializeOwned;
 use wasm_bindgen::prelude::*;
 use worker::{durable_object, DurableObject, Env, Request, Response, State};
 
@@ -40,7 +39,7 @@ use super::js::{CallFailed, Namespace};
 use super::turnstile::{Signal, Turnstile};
 use super::{ACCOUNTS_BINDING, LIVE_BINDING};
 
-#[durable_object]
+#[durable_object(fetch)]
 pub struct UserDirectory {
     inner: Rc<Directory>,
 }
@@ -60,7 +59,7 @@ pub struct Directory {
     /// Why recent waiters left, for their worker's next ask.
     departed: RefCell<VecDeque<(u64, Left)>>,
     /// Held asks of waiters, woken when a slot is reserved for them.
-    held: RefCell<HashMap<u64, Signal>>,
+    held: RefCell<BTreeMap<u64, Signal>>,
     viewers: RefCell<viewers::Viewers>,
 }
 
@@ -79,7 +78,7 @@ impl DurableObject for UserDirectory {
             // before a restart is never mistaken for a new waiter's.
             queue: RefCell::new(Queue::starting_at(super::now_ms() as u64 * 1024)),
             departed: RefCell::new(VecDeque::new()),
-            held: RefCell::new(HashMap::new()),
+            held: RefCell::new(BTreeMap::new()),
             viewers: RefCell::new(viewers::Viewers::default()),
         };
         if let Err(e) = directory.create_schema() {
@@ -117,7 +116,7 @@ pub struct Scope {
 
 impl Directory {
     async fn handle(self: &Rc<Self>, request: &str) -> Answer {
-        let call: DirectoryCall = match serde_json::from_str(request) {
+        let call: DirectoryCall = match crate::wire::decode(request) {
             Ok(call) => call,
             Err(e) => {
                 return failure(
@@ -253,8 +252,8 @@ impl Directory {
     }
 }
 
-fn decode<T: DeserializeOwned>(text: &str) -> Result<T, ApiError> {
-    serde_json::from_str(text).map_err(|e| ApiError::internal(format!("account reply: {e}")))
+fn decode<T: crate::wire::Wire>(text: &str) -> Result<T, ApiError> {
+    crate::wire::decode(text).map_err(|e| ApiError::internal(format!("account reply: {e}")))
 }
 
 fn account_unavailable(scope: &Scope, account: &str, e: CallFailed) -> ApiError {
