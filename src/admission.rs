@@ -16,7 +16,7 @@
 //! stops asking loses its place and its reservation, so nothing is ever admitted for a
 //! caller that has gone away.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 /// What an account object says about itself after every operation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -63,12 +63,13 @@ struct Entry {
 /// The directory's picture of every configured account.
 #[derive(Debug, Default)]
 pub struct View {
-    accounts: BTreeMap<String, Entry>,
+    /// Ascending by name (a sorted `Vec`: a user has at most a few dozen accounts).
+    accounts: Vec<(String, Entry)>,
 }
 
 impl View {
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.accounts.keys().map(String::as_str)
+        self.accounts.iter().map(|(name, _)| name.as_str())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -76,34 +77,47 @@ impl View {
     }
 
     pub fn contains(&self, account: &str) -> bool {
-        self.accounts.contains_key(account)
+        self.entry(account).is_some()
+    }
+
+    fn position(&self, account: &str) -> Result<usize, usize> {
+        self.accounts
+            .binary_search_by(|(name, _)| name.as_str().cmp(account))
+    }
+
+    fn entry(&self, account: &str) -> Option<&Entry> {
+        self.position(account).ok().map(|i| &self.accounts[i].1)
+    }
+
+    fn entry_mut(&mut self, account: &str) -> Option<&mut Entry> {
+        self.position(account).ok().map(|i| &mut self.accounts[i].1)
     }
 
     /// Takes an account's summary unless the view already holds a newer one (replies
     /// of concurrent operations may arrive out of order).
     pub fn apply(&mut self, account: &str, summary: Summary) {
-        match self.accounts.get_mut(account) {
-            Some(entry) if entry.summary.rev > summary.rev && !entry.stale => {}
-            Some(entry) => {
-                entry.summary = summary;
-                entry.stale = false;
+        match self.position(account) {
+            Ok(i) => {
+                let entry = &mut self.accounts[i].1;
+                if entry.summary.rev <= summary.rev || entry.stale {
+                    entry.summary = summary;
+                    entry.stale = false;
+                }
             }
-            None => {
-                self.accounts.insert(
-                    account.to_owned(),
-                    Entry {
-                        summary,
-                        stale: false,
-                        reserved: 0,
-                    },
-                );
+            Err(i) => {
+                let entry = Entry {
+                    summary,
+                    stale: false,
+                    reserved: 0,
+                };
+                self.accounts.insert(i, (account.to_owned(), entry));
             }
         }
     }
 
     /// An account was seen at revision `rev` (in a list) without its full summary.
     pub fn saw_revision(&mut self, account: &str, rev: u64) {
-        if let Some(entry) = self.accounts.get_mut(account) {
+        if let Some(entry) = self.entry_mut(account) {
             if rev > entry.summary.rev {
                 entry.stale = true;
             }
@@ -111,13 +125,15 @@ impl View {
     }
 
     pub fn remove(&mut self, account: &str) {
-        self.accounts.remove(account);
+        if let Ok(i) = self.position(account) {
+            self.accounts.remove(i);
+        }
     }
 
     /// Whether the view of `account` may have drifted: a newer revision was seen, a
     /// job may have reached its timeout, or a timed pause may have ended.
     pub fn needs_refresh(&self, account: &str, now_ms: i64) -> bool {
-        self.accounts.get(account).is_some_and(|e| {
+        self.entry(account).is_some_and(|e| {
             e.stale
                 || e.summary.next_deadline_ms.is_some_and(|d| d <= now_ms)
                 || (e.summary.paused && e.summary.paused_until_ms.is_some_and(|u| u <= now_ms))
@@ -127,7 +143,7 @@ impl View {
     /// Slots free for a new job: none while paused; never negative after `maxJobs`
     /// was lowered below the executing count.
     pub fn free(&self, account: &str, now_ms: i64) -> u32 {
-        self.accounts.get(account).map_or(0, |e| {
+        self.entry(account).map_or(0, |e| {
             if e.summary.is_paused(now_ms) {
                 0
             } else {
@@ -140,8 +156,7 @@ impl View {
     }
 
     pub fn is_paused(&self, account: &str, now_ms: i64) -> bool {
-        self.accounts
-            .get(account)
+        self.entry(account)
             .is_some_and(|e| e.summary.is_paused(now_ms))
     }
 
@@ -163,14 +178,13 @@ impl View {
         named_demand: &dyn Fn(&str) -> usize,
     ) -> Vec<String> {
         let mut open: Vec<(&str, u32)> = self
-            .accounts
-            .keys()
-            .filter(|name| want.account.as_deref().is_none_or(|n| n == name.as_str()))
+            .names()
+            .filter(|name| want.account.as_deref().is_none_or(|n| n == *name))
             .filter(|name| !self.is_paused(name, now_ms))
-            .map(|name| (name.as_str(), self.free(name, now_ms)))
+            .map(|name| (name, self.free(name, now_ms)))
             .filter(|(_, free)| !want.counts || *free > 0)
             .collect();
-        open.sort_by(|(a, fa), (b, fb)| {
+        open.sort_unstable_by(|(a, fa), (b, fb)| {
             fb.cmp(fa)
                 .then_with(|| named_demand(a).cmp(&named_demand(b)))
                 .then_with(|| a.cmp(b))
@@ -179,13 +193,13 @@ impl View {
     }
 
     fn reserve(&mut self, account: &str) {
-        if let Some(entry) = self.accounts.get_mut(account) {
+        if let Some(entry) = self.entry_mut(account) {
             entry.reserved += 1;
         }
     }
 
     fn unreserve(&mut self, account: &str) {
-        if let Some(entry) = self.accounts.get_mut(account) {
+        if let Some(entry) = self.entry_mut(account) {
             entry.reserved = entry.reserved.saturating_sub(1);
         }
     }

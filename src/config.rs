@@ -4,7 +4,8 @@
 use crate::webhook::{RetrySchedule, WebhookSecret};
 
 pub const DEFAULT_JOB_TIMEOUT_SECONDS: u64 = 7200;
-pub const DEFAULT_RETENTION_DAYS: f64 = 30.0;
+pub const DEFAULT_RETENTION_DAYS: i64 = 30;
+const DAY_MS: i64 = 86_400_000;
 /// Accounts one user may configure for one provider. A list asks every one of them
 /// from one Durable Object invocation, which may make at most 50 subrequests on the
 /// Workers Free plan; 40 leaves room for the few calls a registration adds (README,
@@ -70,15 +71,15 @@ impl Settings {
                 }
             },
         };
-        let retention_days = match get("WEBHOOK_RETENTION_DAYS") {
-            None => DEFAULT_RETENTION_DAYS,
-            Some(text) => match text.parse::<f64>() {
-                Ok(d) if d > 0.0 && d <= 3650.0 => d,
+        let retention_ms = match get("WEBHOOK_RETENTION_DAYS") {
+            None => DEFAULT_RETENTION_DAYS * DAY_MS,
+            Some(text) => match days_to_ms(&text) {
+                Some(ms) if ms > 0 && ms <= 3650 * DAY_MS => ms,
                 _ => {
                     warnings.push(format!(
                         "WEBHOOK_RETENTION_DAYS \"{text}\" is not a number of days above 0 and up to 3650; using the default"
                     ));
-                    DEFAULT_RETENTION_DAYS
+                    DEFAULT_RETENTION_DAYS * DAY_MS
                 }
             },
         };
@@ -98,11 +99,34 @@ impl Settings {
             job_timeout_ms: (timeout_s as i64) * 1000,
             retry_schedule,
             webhook_secret,
-            retention_ms: (retention_days * 86_400_000.0) as i64,
+            retention_ms,
             max_accounts,
         };
         (settings, warnings)
     }
+}
+
+/// Days as a decimal number (`30`, `0.5`, `0.0001`) in whole milliseconds, without
+/// floating point (a float parser alone would add kilobytes to the wasm).
+fn days_to_ms(text: &str) -> Option<i64> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let empty = whole.is_empty() && fraction.is_empty();
+    if empty || !digits(whole) || !digits(fraction) || fraction.len() > 9 {
+        return None;
+    }
+    let whole: i64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let mut ms = whole.checked_mul(DAY_MS)?;
+    let mut scale = DAY_MS;
+    for digit in fraction.bytes() {
+        scale /= 10;
+        ms += i64::from(digit - b'0') * scale;
+    }
+    Some(ms)
 }
 
 #[cfg(test)]
@@ -164,5 +188,15 @@ mod tests {
         assert!(s.webhook_secret.is_some());
         assert_eq!(s.retention_ms, 8_640);
         assert_eq!(s.max_accounts, 3);
+    }
+
+    #[test]
+    fn retention_days_read_as_decimals() {
+        assert_eq!(days_to_ms("30"), Some(30 * DAY_MS));
+        assert_eq!(days_to_ms("0.5"), Some(DAY_MS / 2));
+        assert_eq!(days_to_ms(".25"), Some(DAY_MS / 4));
+        for bad in ["", ".", "-1", "1e3", "x", "1.2.3"] {
+            assert_eq!(days_to_ms(bad), None, "{bad}");
+        }
     }
 }

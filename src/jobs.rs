@@ -112,7 +112,10 @@ pub fn parse_registration(
 
 /// The contract's rules for a `replyUrl` (at most 2048 characters, http or https,
 /// no user info), then the runtime's own URL parser (`check_url`): a URL is accepted
-/// exactly when the `fetch` that delivers its webhook can parse it.
+/// exactly when the `fetch` that delivers its webhook can parse it. Written forms the
+/// URL standard calls errors but repairs silently (white space or control characters,
+/// `https:host` without `//`) are refused, so the URL stored and shown is the one
+/// that is called.
 pub fn check_reply_url(
     url: &str,
     check_url: &dyn Fn(&str) -> Result<(), String>,
@@ -121,6 +124,13 @@ pub fn check_reply_url(
         return Err(format!(
             "replyUrl must be at most {MAX_URL_CHARS} characters"
         ));
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("replyUrl must not contain white space or control characters".to_owned());
+    }
+    let scheme = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    if !scheme.starts_with("http://") && !scheme.starts_with("https://") {
+        return Err("replyUrl must start with http:// or https://".to_owned());
     }
     check_url(url).map_err(|why| format!("replyUrl {why}"))
 }
@@ -332,6 +342,27 @@ mod tests {
         assert!(parse_registration(kling(), &long, NOW, &any_url)
             .unwrap_err()
             .contains("2048 characters"));
+    }
+
+    #[test]
+    fn urls_the_standard_would_repair_silently_are_refused() {
+        for written_wrong in [
+            "https:x.com/",
+            "https://exa\tmple.com/",
+            "https://x.com/a b",
+            "ftp://x.com/",
+        ] {
+            let body = format!(
+                r#"{{"id":1,"replyUrl":{}}}"#,
+                crate::json::string(written_wrong)
+            );
+            assert!(
+                parse_registration(kling(), &body, NOW, &any_url).is_err(),
+                "{written_wrong}"
+            );
+        }
+        let fine = r#"{"id":1,"replyUrl":"HTTPS://münchen.example/ünï?a=1#f"}"#;
+        assert!(parse_registration(kling(), fine, NOW, &any_url).is_ok());
     }
 
     #[test]

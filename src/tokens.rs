@@ -44,38 +44,53 @@ pub fn constant_time_eq(presented: &str, expected: &str) -> bool {
 
 /// How long an isolate trusts a token it verified against KV without asking again.
 pub const CACHE_TTL_MS: i64 = 10_000;
-/// Entries an isolate keeps at most; past that the cache starts over (simple, bounded).
-pub const CACHE_CAPACITY: usize = 10_000;
+/// Slots of the cache: at most this many tokens are remembered at once.
+pub const CACHE_CAPACITY: usize = 4096;
 
 /// Tokens this isolate verified recently: KV key (digest, never the token) to user.
 /// Only successes are cached, so a flood of unknown tokens cannot fill it and a new
 /// token works at once. Revocation through this isolate removes the entry at once;
 /// other isolates notice within [`CACHE_TTL_MS`] (on top of KV's own propagation).
-#[derive(Debug, Default)]
+///
+/// Direct-mapped: a key's slot comes from its digest, and a new key takes the slot
+/// over. Bounded, constant time, and no map type in the wasm for it.
+#[derive(Debug)]
 pub struct TokenCache {
-    entries: std::collections::BTreeMap<String, (String, i64)>,
+    slots: Vec<Option<(String, String, i64)>>,
+}
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        TokenCache {
+            slots: vec![None; CACHE_CAPACITY],
+        }
+    }
 }
 
 impl TokenCache {
+    /// The slot of a key: its digest's last hex digits (digests are uniform).
+    fn slot(key: &str) -> usize {
+        let tail = key.as_bytes().iter().rev().take(4);
+        tail.fold(0usize, |acc, b| acc * 31 + usize::from(*b)) % CACHE_CAPACITY
+    }
+
     pub fn get(&self, key: &str, now_ms: i64) -> Option<&str> {
-        match self.entries.get(key) {
-            Some((user, expires)) if *expires > now_ms => Some(user),
+        match &self.slots[Self::slot(key)] {
+            Some((k, user, expires)) if k == key && *expires > now_ms => Some(user),
             _ => None,
         }
     }
 
     pub fn put(&mut self, key: String, user: String, now_ms: i64) {
-        if self.entries.len() >= CACHE_CAPACITY {
-            self.entries.retain(|_, (_, expires)| *expires > now_ms);
-            if self.entries.len() >= CACHE_CAPACITY {
-                self.entries.clear();
-            }
-        }
-        self.entries.insert(key, (user, now_ms + CACHE_TTL_MS));
+        let slot = Self::slot(&key);
+        self.slots[slot] = Some((key, user, now_ms + CACHE_TTL_MS));
     }
 
     pub fn remove(&mut self, key: &str) {
-        self.entries.remove(key);
+        let slot = Self::slot(key);
+        if self.slots[slot].as_ref().is_some_and(|(k, _, _)| k == key) {
+            self.slots[slot] = None;
+        }
     }
 }
 
@@ -128,7 +143,7 @@ mod tests {
         for i in 0..(CACHE_CAPACITY + 5) {
             cache.put(format!("k{i}"), "u".to_owned(), 0);
         }
-        assert!(cache.entries.len() <= CACHE_CAPACITY);
+        assert_eq!(cache.slots.len(), CACHE_CAPACITY);
         assert_eq!(cache.get(&format!("k{}", CACHE_CAPACITY + 4), 0), Some("u"));
     }
 

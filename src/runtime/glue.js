@@ -159,6 +159,13 @@ async function drain(reader, budget) {
   }
 }
 
+// Drops a request body that will not be read. The runtime holds the response until
+// the client's body is consumed, so an answer that needs no body (a 401, a 404, a
+// cancel) would otherwise wait for the whole upload, or forever for a stalled one.
+export function discardBody(request) {
+  if (request.body && !request.bodyUsed) request.body.cancel().catch(() => {});
+}
+
 // ---- URLs
 
 // Checks a webhook URL with the runtime's own parser, the one fetch() uses: "" when

@@ -50,6 +50,8 @@ extern "C" {
     pub fn respond(answer: &JsString, cors: bool) -> web_sys::Response;
     #[wasm_bindgen(js_name = readText)]
     fn read_text(request: &web_sys::Request, limit: f64) -> Promise;
+    #[wasm_bindgen(js_name = discardBody)]
+    pub fn discard_body(request: &web_sys::Request);
     #[wasm_bindgen(js_name = urlProblem)]
     fn url_problem(text: &str) -> String;
     #[wasm_bindgen(js_name = post)]

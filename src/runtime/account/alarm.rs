@@ -14,6 +14,7 @@
 
 use std::rc::Rc;
 
+use futures_util::future::{select, Either};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use wasm_bindgen::JsValue;
 
@@ -60,12 +61,13 @@ impl Account {
 
     /// Sends due deliveries, at most [`IN_FLIGHT`] at once, until none is due.
     async fn pump(self: &Rc<Self>) -> Result<(), String> {
-        let signal = Signal::default();
-        *self.pump.borrow_mut() = Some(signal.clone());
         let mut attempts = FuturesUnordered::new();
         let mut in_flight: Vec<i64> = Vec::new();
         let mut started = 0;
         loop {
+            // A fresh signal each round: a delivery queued from here on fires it.
+            let queued = Signal::default();
+            *self.pump.borrow_mut() = Some(queued.clone());
             let room = IN_FLIGHT
                 .saturating_sub(in_flight.len())
                 .min(ATTEMPTS_PER_RUN - started);
@@ -79,7 +81,12 @@ impl Account {
             if attempts.is_empty() {
                 break;
             }
-            if let Some((seq, result)) = attempts.next().await {
+            // Wait for an attempt to end, or for a new delivery while a place is free
+            // (a hanging receiver must not hold back the others).
+            let next = attempts.next();
+            let woken = queued.wait();
+            futures_util::pin_mut!(next, woken);
+            if let Either::Left((Some((seq, result)), _)) = select(next, woken).await {
                 in_flight.retain(|s| *s != seq);
                 if let Err(e) = result {
                     worker::console_error!("delivery {seq}: {e}");
@@ -87,9 +94,8 @@ impl Account {
             }
         }
         *self.pump.borrow_mut() = None;
-        // New work that arrived while the last attempts ran is picked up by the next
-        // alarm, planned at once by `reschedule`.
-        drop(signal);
+        // A delivery queued after the last attempt ended is picked up by the next alarm,
+        // planned at once by `reschedule`.
         Ok(())
     }
 

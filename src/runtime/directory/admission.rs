@@ -104,9 +104,9 @@ impl Directory {
             waiter.attached = true;
             (waiter.deadline_ms - now_ms()).clamp(0, POLL_HOLD_MS)
         };
-        self.held.borrow_mut().insert(ticket, signal.clone());
+        self.held.borrow_mut().push((ticket, signal.clone()));
         wait_for(&signal, wait).await;
-        self.held.borrow_mut().remove(&ticket);
+        self.held.borrow_mut().retain(|(t, _)| *t != ticket);
         let _pass = self.gate.enter().await;
         let now = now_ms();
         if let Some(waiter) = self.queue.borrow_mut().get_mut(ticket) {
@@ -178,6 +178,15 @@ impl Directory {
         }
     }
 
+    /// Wakes a waiter's held ask, if one is held.
+    fn wake_held(&self, ticket: u64) {
+        for (held, signal) in self.held.borrow().iter() {
+            if *held == ticket {
+                signal.fire();
+            }
+        }
+    }
+
     fn leave(&self, ticket: u64) {
         self.queue
             .borrow_mut()
@@ -214,9 +223,7 @@ impl Directory {
         if !departed.is_empty() {
             let mut memory = self.departed.borrow_mut();
             for (ticket, left) in departed {
-                if let Some(signal) = self.held.borrow().get(&ticket) {
-                    signal.fire();
-                }
+                self.wake_held(ticket);
                 memory.push_back((ticket, left));
                 if memory.len() > DEPARTURES_KEPT {
                     memory.pop_front();
@@ -240,9 +247,7 @@ impl Directory {
             self.queue.borrow_mut().assign(&mut view, now)
         };
         for ticket in granted {
-            if let Some(signal) = self.held.borrow().get(&ticket) {
-                signal.fire();
-            }
+            self.wake_held(ticket);
         }
         Ok(())
     }

@@ -20,7 +20,7 @@ mod reads;
 mod viewers;
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 use wasm_bindgen::prelude::*;
@@ -59,7 +59,7 @@ pub struct Directory {
     /// Why recent waiters left, for their worker's next ask.
     departed: RefCell<VecDeque<(u64, Left)>>,
     /// Held asks of waiters, woken when a slot is reserved for them.
-    held: RefCell<BTreeMap<u64, Signal>>,
+    held: RefCell<Vec<(u64, Signal)>>,
     viewers: RefCell<viewers::Viewers>,
 }
 
@@ -78,7 +78,7 @@ impl DurableObject for UserDirectory {
             // before a restart is never mistaken for a new waiter's.
             queue: RefCell::new(Queue::starting_at(super::now_ms() as u64 * 1024)),
             departed: RefCell::new(VecDeque::new()),
-            held: RefCell::new(BTreeMap::new()),
+            held: RefCell::new(Vec::new()),
             viewers: RefCell::new(viewers::Viewers::default()),
         };
         if let Err(e) = directory.create_schema() {

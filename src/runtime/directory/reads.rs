@@ -97,7 +97,7 @@ impl Directory {
                     .map(move |(started, seq, item)| (started, i, seq, item))
             })
             .collect();
-        all.sort_by_key(|(started, account, seq, _)| (*started, *account, *seq));
+        all.sort_unstable_by_key(|(started, account, seq, _)| (*started, *account, *seq));
         Ok(Answer::new(
             200,
             json_array(all.into_iter().map(|(.., item)| item)),
