@@ -159,11 +159,30 @@ async function drain(reader, budget) {
   }
 }
 
-// Drops a request body that will not be read. The runtime holds the response until
-// the client's body is consumed, so an answer that needs no body (a 401, a 404, a
-// cancel) would otherwise wait for the whole upload, or forever for a stalled one.
-export function discardBody(request) {
-  if (request.body && !request.bodyUsed) request.body.cancel().catch(() => {});
+// Finishes with a request body nothing read. The runtime holds the response until the
+// client's body is consumed, so an answer that needs no body (a 401, a 404, a cancel)
+// would otherwise wait for the whole upload, or forever for a stalled one. What
+// arrives within a moment and a megabyte is read and dropped (a connection whose body
+// was cut short cannot be reused); past that the body is cancelled.
+export async function settleBody(request) {
+  if (!request.body || request.bodyUsed) return;
+  const reader = request.body.getReader();
+  let timer;
+  const stalled = new Promise((resolve) => (timer = setTimeout(resolve, 100, null)));
+  let read = 0;
+  try {
+    for (;;) {
+      const chunk = await Promise.race([reader.read(), stalled]);
+      if (chunk === null || chunk.done) break;
+      read += chunk.value.byteLength;
+      if (read > 1024 * 1024) break;
+    }
+  } catch {
+    // the client went away: nothing to finish
+  } finally {
+    clearTimeout(timer);
+    reader.cancel().catch(() => {});
+  }
 }
 
 // ---- URLs

@@ -50,8 +50,8 @@ extern "C" {
     pub fn respond(answer: &JsString, cors: bool) -> web_sys::Response;
     #[wasm_bindgen(js_name = readText)]
     fn read_text(request: &web_sys::Request, limit: f64) -> Promise;
-    #[wasm_bindgen(js_name = discardBody)]
-    pub fn discard_body(request: &web_sys::Request);
+    #[wasm_bindgen(js_name = settleBody)]
+    fn settle_body(request: &web_sys::Request) -> Promise;
     #[wasm_bindgen(js_name = urlProblem)]
     fn url_problem(text: &str) -> String;
     #[wasm_bindgen(js_name = post)]
@@ -249,6 +249,11 @@ pub async fn read_body(request: &web_sys::Request, limit: usize) -> Result<Strin
         }
         Err(CallFailed(message)) => Err(BodyError::Unreadable(message)),
     }
+}
+
+/// Finishes with a request body nothing read (see `settleBody` in glue.js).
+pub async fn finish_body(request: &web_sys::Request) {
+    let _ = resolve(settle_body(request)).await;
 }
 
 /// The runtime's verdict on a webhook URL: `Err` says what is wrong with it.

@@ -43,25 +43,24 @@ fn start() {
 /// runtime's own request.
 #[wasm_bindgen]
 pub fn fetch(req: web_sys::Request, env: Env, _ctx: JsValue) -> JsValue {
-    // A request that may carry a body has it dropped once answered, if nothing read
-    // it (js::discard_body says why). GETs, the hot path, carry none.
+    // A request that may carry a body gets it finished once answered, if nothing read
+    // it (js::finish_body says why). GETs, the hot path, carry none.
     let may_have_body = !matches!(req.method().as_str(), "GET" | "HEAD" | "OPTIONS");
-    match edge::route(&req) {
-        edge::Handling::Now(response) => {
-            if may_have_body {
-                js::discard_body(&req);
-            }
-            response.into()
-        }
-        edge::Handling::Later(route, url) => wasm_bindgen_futures::future_to_promise(async move {
-            let response = edge::handle(&req, &env, route, &url).await;
-            if may_have_body {
-                js::discard_body(&req);
-            }
-            Ok(JsValue::from(response))
-        })
-        .into(),
+    let handling = edge::route(&req);
+    if let (edge::Handling::Now(response), false) = (&handling, may_have_body) {
+        return response.into();
     }
+    wasm_bindgen_futures::future_to_promise(async move {
+        let response = match handling {
+            edge::Handling::Now(response) => response,
+            edge::Handling::Later(route, url) => edge::handle(&req, &env, route, &url).await,
+        };
+        if may_have_body {
+            js::finish_body(&req).await;
+        }
+        Ok(JsValue::from(response))
+    })
+    .into()
 }
 
 pub(crate) fn now_ms() -> i64 {
