@@ -16,7 +16,23 @@
 //       completion or expiry produced; the queue drains (checkCompletionAnswer,
 //       awaitDrain, checkWebhooks);
 //   (d) no 5xx, no network error, no request without an answer outside a fault window
-//       (checked on every request by Target.call, target.mjs).
+//       (checked on every request by Target.call, target.mjs);
+//   (e) waiting: a waiting registration is a 201 or, not before its waitSeconds ran
+//       out, the capacity 429; every admitted waiter is listed or ended (b); a waiter
+//       whose client gave up (an abort) is never admitted after that: its id never
+//       shows in a list read afterwards unless its admission time (`started`) is before
+//       the abort, and no webhook comes for it unless it was admitted (checkList,
+//       checkWebhooks); FIFO among the waiters of the dedicated FIFO user (one account,
+//       maxJobs 1, only unnamed waiters): of two waiters sent 250 ms or more apart to the
+//       same server, the later one is never admitted while the earlier one still waits
+//       (checkFifo);
+//   (f) pauses: no job is admitted on an account paused for the whole request; a
+//       paused account shows "available": 0 and "paused": true, an unpaused one its free
+//       slots and "paused": false (reads racing a pause or resume may show either);
+//       "Account <a> is paused" only for a named account that may be paused
+//       (checkAdmission, checkList, checkAccountRows);
+//   (g) progress: a report on an executing job is a 200 with the job, its account and
+//       the reported figure; the operator's jobs list shows the last acknowledged one.
 //
 // `run` is the state of one run (runner.mjs): o (options), started, stats, violation,
 // ledger, target.
@@ -42,6 +58,26 @@ export class Violations {
   }
 }
 
+/**
+ * How much later than the client's abort an aborted waiter's admission time (its
+ * `started`) may be and still count as "admitted before the client gave up": the
+ * worker's clock is this machine's, but the disconnect takes a moment to travel
+ * (wrangler dev's proxy, then workerd) on a busy machine, and a confirmation started in
+ * that moment is not the worker's fault.
+ */
+export const ABORT_MARGIN_MS = 250;
+
+/** Normalises the operator's jobs list (GET …/jobs): { jobs: [{key, id, account, started?, progress?, lastProgress?}] } */
+export function normaliseJobs(p, json) {
+  const jobs = [];
+  for (const it of Array.isArray(json) ? json : []) {
+    const extra = { account: it.account, progress: it.progress, lastProgress: it.lastProgress };
+    if (p === 'kling') jobs.push({ key: String(it.id), id: it.id, started: it.started, ...extra });
+    else jobs.push({ key: it.submitId, id: it.jobid, ...extra });
+  }
+  return { jobs, rows: undefined };
+}
+
 /** Normalises a public list/available answer: { jobs: [{key, id, account, started}], rows? } */
 export function normalise(p, json) {
   const jobs = [];
@@ -64,10 +100,13 @@ export function normalise(p, json) {
 
 /** A 201 `r` to job's registration: on one of u's accounts (the named one), same ids. */
 export function checkAdmission(run, u, job, r) {
-  const { violation } = run;
+  const { violation, ledger } = run;
   const body = r.json || {};
   const cfg = u.accounts[job.provider];
   if (!(body.account in cfg)) violation('bad 201', `${job.provider} ${job.key}: account ${body.account} is not configured for ${u.user}`);
+  if (body.account in cfg && ledger.mustBePaused(u, job.provider, body.account, r.t0, r.t1)) {
+    violation('admitted on paused account', `${job.provider} ${job.key} admitted on ${body.account}, paused for the whole request (+${r.t0 - run.started}..+${r.t1 - run.started} ms)`);
+  }
   if (job.account && body.account !== job.account) violation('bad 201', `${job.key}: named ${job.account}, admitted on ${body.account}`);
   if (job.provider === 'kling') {
     if (body.id !== job.id) violation('bad 201', `kling 201 id ${body.id}, sent ${job.id}`);
@@ -95,9 +134,9 @@ export function checkCompletionAnswer(run, job, status, r) {
  * Checks one public list read `r` (made in [r.t0, r.t1]) for user u, provider p against
  * the ledger. Returns the listed jobs: a Map key -> account.
  */
-export function checkList(run, u, p, what, r, json) {
-  const { violation, stats, started } = run;
-  const { jobs: items, rows } = normalise(p, json);
+export function checkList(run, u, p, what, r, json, norm = normalise(p, json)) {
+  const { violation, stats, started, ledger } = run;
+  const { jobs: items, rows } = norm;
   const cfg = u.accounts[p];
   const perAccount = {};
   const seen = new Map();
@@ -112,6 +151,23 @@ export function checkList(run, u, p, what, r, json) {
       continue;
     }
     job.seenListed = true;
+    if (job.abortedAt !== undefined && (job.state === 'unknown' || job.state === 'not-landed')) {
+      // A waiter whose client gave up: listed only if it was admitted before that.
+      const admittedAt = it.started ? Date.parse(it.started) : NaN;
+      if (admittedAt <= job.abortedAt + ABORT_MARGIN_MS) {
+        stats.waiting.abortedAdmittedBefore += 1;
+      } else {
+        stats.waiting.abortedAdmittedAfter += 1;
+        violation(
+          'admitted after abort',
+          `${what} at +${r.t0 - started} ms: ${p} job ${it.key} of ${u.user} is listed on ${it.account} (started ${it.started}, ` +
+            `+${admittedAt - started} ms), but its waiting registration (waitSeconds ${job.waitSeconds}, sent at +${job.regSentAt - started} ms) ` +
+            `was given up by the client at +${job.abortedAt - started} ms: admitted ${admittedAt - job.abortedAt} ms after its client went away`,
+        );
+      }
+      ledger.adopt(u, job, it, r.t1);
+      continue;
+    }
     if (job.id !== undefined && job.regAckAt !== undefined && String(job.id) !== String(it.id)) {
       violation('wrong job', `${what}: ${p} ${it.key} listed as ${it.id}, registered as ${job.id}`);
     }
@@ -127,6 +183,13 @@ export function checkList(run, u, p, what, r, json) {
     if (job.deadline !== undefined && job.deadline + 1500 < r.t0) {
       violation('expired job listed', `${what}: ${p} ${it.key} passed its timeout ${r.t0 - job.deadline} ms before the read, still listed`);
     }
+    // (g) the operator's jobs list shows the last acknowledged progress report.
+    const ack = job.progressAck;
+    if ('progress' in it && ack && !job.progressUncertain && ack.at < r.t0 && job.progressSent === ack.seq) {
+      stats.progress.checked += 1;
+      if (it.progress !== ack.value) violation('progress', `${what}: ${p} ${it.key} progress ${it.progress}, last report (acknowledged at +${ack.at - started} ms) said ${ack.value}`);
+      if (typeof it.lastProgress !== 'string') violation('progress', `${what}: ${p} ${it.key} reported progress but has no lastProgress`);
+    }
   }
   for (const [account, n] of Object.entries(perAccount)) {
     stats.peakExecuting = Math.max(stats.peakExecuting, n);
@@ -140,7 +203,7 @@ export function checkList(run, u, p, what, r, json) {
       }
     }
   }
-  if (p === 'dreamina' && json && json.total !== items.length) {
+  if (p === 'dreamina' && json && !Array.isArray(json) && json.total !== items.length) {
     violation('total', `${what} of ${u.user}: total ${json.total}, ${items.length} items`);
   }
   if (rows) {
@@ -154,7 +217,16 @@ export function checkList(run, u, p, what, r, json) {
       if (row.executing > row.maxJobs) violation('over maxJobs', `${what} of ${u.user}: ${row.account} executing ${row.executing} > maxJobs ${row.maxJobs}`);
       if (row.maxJobs !== cfg[row.account]) violation('available', `${what}: ${row.account} maxJobs ${row.maxJobs}, configured ${cfg[row.account]}`);
       if (row.executing !== n) violation('available', `${what}: ${row.account} executing ${row.executing} but ${n} listed`);
-      if (row.available !== Math.max(0, row.maxJobs - row.executing)) violation('available', `${what}: ${row.account} available ${row.available} with ${row.executing}/${row.maxJobs}`);
+      // (f) a paused account has no room; reads racing a pause or resume may show either.
+      const free = Math.max(0, row.maxJobs - row.executing);
+      const may = ledger.mayBePaused(u, p, row.account, r.t0, r.t1);
+      const must = ledger.mustBePaused(u, p, row.account, r.t0, r.t1);
+      if (row.available !== free && !(may && row.available === 0)) {
+        violation('available', `${what} at +${r.t0 - started}..+${r.t1 - started} ms: ${row.account} available ${row.available} with ${row.executing}/${row.maxJobs}${may ? ' (may be paused)' : ' (not paused)'}; its pauses: ${ledger.describePauses(u, p, row.account, started)}`);
+      }
+      if (must && row.available !== 0) {
+        violation('available', `${what} at +${r.t0 - started}..+${r.t1 - started} ms: ${row.account} paused for the whole read, available ${row.available} (${row.executing}/${row.maxJobs}); its pauses: ${ledger.describePauses(u, p, row.account, started)}`);
+      }
     }
   }
   // Every job acknowledged before the read began, and not being finished while it ran,
@@ -172,9 +244,12 @@ export function checkList(run, u, p, what, r, json) {
   return seen;
 }
 
-/** (a) on one operator account list (`rows`) of u's p accounts. */
-export function checkAccountRows(run, u, p, rows, what) {
-  const { violation, stats } = run;
+/**
+ * (a) on one operator account list (`rows`) of u's p accounts; (f) their "paused"
+ * flags when the read's time `r` ({t0, t1}) is given.
+ */
+export function checkAccountRows(run, u, p, rows, what, r) {
+  const { violation, stats, ledger } = run;
   const cfg = u.accounts[p];
   stats.capacitySamples += 1;
   if (!Array.isArray(rows)) {
@@ -189,6 +264,14 @@ export function checkAccountRows(run, u, p, rows, what) {
     stats.peakExecuting = Math.max(stats.peakExecuting, row.executing);
     if (row.executing > row.maxJobs || row.executing > cfg[row.account]) {
       violation('over maxJobs', `${what} of ${u.user}: ${row.account} executing ${row.executing}, maxJobs ${row.maxJobs}`);
+    }
+    if (r && row.account in cfg) {
+      const may = ledger.mayBePaused(u, p, row.account, r.t0, r.t1);
+      const must = ledger.mustBePaused(u, p, row.account, r.t0, r.t1);
+      const when = `at +${r.t0 - run.started}..+${r.t1 - run.started} ms`;
+      if (must && row.paused !== true) violation('pause', `${what} of ${u.user} ${when}: ${row.account} paused for the whole read, row ${JSON.stringify(row)}; its pauses: ${ledger.describePauses(u, p, row.account, run.started)}`);
+      if (!may && row.paused !== false) violation('pause', `${what} of ${u.user} ${when}: ${row.account} never paused during the read, row ${JSON.stringify(row)}; its pauses: ${ledger.describePauses(u, p, row.account, run.started)}`);
+      if (row.paused === false && ('pausedUntil' in row || 'reason' in row)) violation('pause', `${what}: unpaused row with pausedUntil/reason: ${JSON.stringify(row)}`);
     }
   }
 }
@@ -345,6 +428,8 @@ export function checkWebhooks(run) {
       }
     } else if (job.state === 'expiring' || job.state === 'unknown-expiring') {
       if (body.status !== 'failed' || body.error !== 'timeout') violation('webhook', `webhook ${id} for expired ${job.key}: ${h.bodies.values().next().value}`);
+    } else if (job.abortedAt !== undefined) {
+      violation('admitted after abort', `webhook ${id} for ${job.provider} ${job.key}, a waiter its client gave up at +${job.abortedAt - run.started} ms and never listed (state ${job.state}): ${[...h.bodies][0]}`);
     } else {
       violation('unexpected webhook', `webhook ${id} for ${job.provider} ${job.key} in state ${job.state} (${job.termKind || 'no completion'}): no completion or expiry produced it`);
     }
@@ -357,6 +442,45 @@ export function checkWebhooks(run) {
     if (ids.length > 1) violation('duplicate webhook', `${j.provider} ${j.key} (${j.state}) produced ${ids.length} webhook ids: ${ids.join(', ')}`);
     if (needs && ids.length === 0) {
       violation('missing webhook', `${j.provider} ${j.key} ${j.state}${j.resolvedUnknown ? ' (lost answer, resolved from lists)' : ''}${j.webhookId ? ` webhookId ${j.webhookId}` : ''}: no webhook arrived`);
+    }
+  }
+}
+
+/** Two FIFO waiters sent at least this far apart reached the worker in that order. */
+export const FIFO_GAP_MS = 250;
+
+/**
+ * (e) FIFO among the FIFO user's waiters (one account, maxJobs 1, only unnamed
+ * waiters, so every waiter waits for the same slot). For two waiters A and B sent to
+ * the same server (no restart between) with B sent FIFO_GAP_MS or more after A, and B
+ * admitted: if A was admitted too, A's admission time (`started`) is not after B's (with
+ * one slot, B can only start after A's job ended); if A got the 429 after waiting, B
+ * was not admitted while A still waited (A's deadline is at least A's send time plus
+ * its waitSeconds). Waiters whose answer was lost, or that their client gave up, take
+ * no part (an abandoned place ahead of A changes nothing between A and B).
+ */
+export function checkFifo(run) {
+  const { ledger, violation, stats, started } = run;
+  const u = ledger.fifoUser;
+  if (!u) return;
+  const ws = [...u.jobs.kling.values()].filter((j) => j.fifo && !j.fifo.lost && !j.fifo.aborted && !j.fifo.pending).sort((a, b) => a.fifo.t0 - b.fifo.t0);
+  const at = (ms) => `+${ms - started} ms`;
+  for (let i = 0; i < ws.length; i++) {
+    const A = ws[i];
+    for (let k = i + 1; k < ws.length; k++) {
+      const B = ws[k];
+      if (B.fifo.t0 - A.fifo.t0 < FIFO_GAP_MS || A.fifo.epoch !== B.fifo.epoch || B.fifo.status !== 201) continue;
+      stats.fifo.pairsChecked += 1;
+      if (A.fifo.status === 201) {
+        if (!(A.fifo.admittedAt <= B.fifo.admittedAt)) {
+          violation('fifo', `FIFO user: ${B.key} (sent ${at(B.fifo.t0)}) admitted at ${at(B.fifo.admittedAt)}, before the older ${A.key} (sent ${at(A.fifo.t0)}, admitted ${at(A.fifo.admittedAt)})`);
+        }
+      } else if (A.fifo.status === 429) {
+        const deadline = A.fifo.t0 + A.waitSeconds * 1000;
+        if (B.fifo.admittedAt < deadline - 150) {
+          violation('fifo', `FIFO user: ${B.key} (sent ${at(B.fifo.t0)}) admitted at ${at(B.fifo.admittedAt)} while the older ${A.key} (sent ${at(A.fifo.t0)}, waitSeconds ${A.waitSeconds}) still waited; ${A.key} then got a 429 at ${at(A.fifo.t1)}`);
+        }
+      }
     }
   }
 }

@@ -17,6 +17,13 @@
 //   not-landed       a lost registration that no list shows
 //   unknown-expiring a lost back-dated registration whose deadline passed: its webhook
 //                    (if any) decides
+//
+// A registration may wait for a slot (`waitSeconds`); some waiting ones are given up by
+// the client (an abort): `abortedAt` is set and the job is 'unknown' (register) like a
+// lost answer, except that it may only have landed if the worker admitted it before the
+// abort (its `started`, the admission time, says when). Each account's pauses are kept
+// as intervals, so a read can be checked against what the account must or may have
+// been at the time (mustBePaused / mayBePaused).
 
 import { verifyWebhookSignature } from '../support/receiver.mjs';
 
@@ -50,8 +57,26 @@ export function createStats() {
     webhookFirstAttemptFailures: 0,
     unknown: { register: 0, complete: 0, cancel: 0 },
     resolved: { landed: 0, notLanded: 0, completed: 0, completeNotLanded: 0, cancelled: 0, cancelNotLanded: 0 },
+    waiting: {
+      sent: 0, // registrations with waitSeconds 1..5
+      admitted: 0, // 201
+      admittedAfterRestart: 0, // 201 from a server restarted after a fault
+      admittedAfterWaitingMs: 0, // the longest a 201 took
+      timedOut: 0, // 429 after waiting
+      earliest429Share: null, // the earliest 429 as a share of its waitSeconds
+      aborted: 0, // given up by the client
+      abortedNotAdmitted: 0,
+      abortedAdmittedBefore: 0, // admitted before the client gave up (a lost 201, fine)
+      abortedAdmittedAfter: 0, // admitted after (a violation)
+    },
+    pauses: { timed: 0, untimed: 0, resumes: 0, paused429: 0, lost: 0 },
+    progress: { sent: 0, ok: 0, jobsReads: 0, checked: 0 },
+    fifo: { waiters: 0, admitted: 0, timedOut: 0, aborted: 0, lost: 0, pairsChecked: 0 },
   };
 }
+
+/** How far a timed pause's end may be off (the server's clock and its reads). */
+const PAUSE_END_SLACK_MS = 1000;
 
 /**
  * Simulated user i's accounts: 2 or 3 Kling and 3 or 2 Dreamina accounts (alternating),
@@ -82,6 +107,7 @@ export class Ledger {
     this.klingSeq = 1 + Math.floor(rng() * 1e6) * 1000;
     this.jobSeq = 0;
     this.replyBase = undefined; // the receiver's url, for replyUrls
+    this.fifoUser = undefined; // the FIFO user (operations.setupUsers), when there is one
     // webhook id -> { attempts, delivered, paths: Set, bodies: Set, signedOk }
     this.hooks = new Map();
   }
@@ -100,9 +126,95 @@ export class Ledger {
       jobs: { kling: new Map(), dreamina: new Map() }, // key -> job
       pool: { kling: [], dreamina: [] }, // keys of executing jobs free for an operation
       finished: { kling: [], dreamina: [] }, // keys of completed/cancelled jobs
+      // account -> { busy (a pause/resume in flight), intervals: [{ sentAt, ackAt?,
+      // until (ms; Infinity when untimed or unknown), endSentAt?, endAckAt? }] }
+      pauses: Object.fromEntries(PROVIDERS.map((p) => [p, Object.fromEntries(Object.keys(accounts[p]).map((a) => [a, { busy: false, intervals: [] }]))])),
     };
     this.users.push(u);
     return u;
+  }
+
+  /** Whether u's p account `a` may have been paused at some moment of [t0, t1]. */
+  mayBePaused(u, p, a, t0, t1) {
+    return (u.pauses[p][a]?.intervals || []).some((iv) => {
+      const end = Math.min(iv.until + PAUSE_END_SLACK_MS, iv.endAckAt ?? Infinity);
+      return iv.sentAt <= t1 && end >= t0;
+    });
+  }
+
+  /** Whether u's p account `a` was paused for the whole of [t0, t1]. */
+  mustBePaused(u, p, a, t0, t1) {
+    return (u.pauses[p][a]?.intervals || []).some((iv) => {
+      if (iv.ackAt === undefined) return false;
+      const end = Math.min(iv.until - PAUSE_END_SLACK_MS, iv.endSentAt ?? Infinity);
+      return iv.ackAt <= t0 && end >= t1;
+    });
+  }
+
+  /** A pause of u's p account `a` is being sent (at `sentAt`): a new interval, returned. */
+  pauseSent(u, p, a, sentAt) {
+    const intervals = u.pauses[p][a].intervals;
+    const iv = { sentAt, ackAt: undefined, until: Infinity };
+    intervals.push(iv);
+    return iv;
+  }
+
+  /**
+   * The pause `iv` was answered at `ackAt` (until: its pausedUntil in ms, or Infinity);
+   * any earlier interval ends with it (a new pause replaces the old one).
+   */
+  pauseAcked(u, p, a, iv, ackAt, until) {
+    iv.ackAt = ackAt;
+    iv.until = until;
+    for (const old of u.pauses[p][a].intervals) {
+      if (old === iv || Number.isFinite(old.endAckAt)) continue;
+      old.endSentAt = Math.min(old.endSentAt ?? Infinity, iv.sentAt);
+      old.endAckAt = ackAt;
+    }
+  }
+
+  /** The answer to the pause `iv` was lost: it may be in force from its sending on. */
+  pauseLost(u, p, a, iv) {
+    this.stats.pauses.lost += 1;
+    for (const old of u.pauses[p][a].intervals) {
+      if (old === iv || Number.isFinite(old.endAckAt)) continue;
+      old.endSentAt = Math.min(old.endSentAt ?? Infinity, iv.sentAt);
+    }
+  }
+
+  /**
+   * A resume of u's p account `a` is being sent (at sentAt): from then on no pause of it
+   * is certain; it may last until the answer (resumed).
+   */
+  resumeSent(u, p, a, sentAt) {
+    for (const iv of u.pauses[p][a].intervals) {
+      if (Number.isFinite(iv.endAckAt)) continue;
+      iv.endSentAt = Math.min(iv.endSentAt ?? Infinity, sentAt);
+    }
+  }
+
+  /** The resume of u's p account `a` sent at sentAt was answered at ackAt (Infinity: lost). */
+  resumed(u, p, a, sentAt, ackAt) {
+    for (const iv of u.pauses[p][a].intervals) {
+      if (Number.isFinite(iv.endAckAt)) continue;
+      iv.endSentAt = Math.min(iv.endSentAt ?? Infinity, sentAt);
+      iv.endAckAt = ackAt;
+    }
+  }
+
+  /** u's p account `a`'s pause intervals as text, times relative to `origin` (for messages). */
+  describePauses(u, p, a, origin) {
+    const t = (ms) => (ms === undefined ? '-' : Number.isFinite(ms) ? `+${ms - origin}` : String(ms));
+    return (
+      u.pauses[p][a].intervals
+        .map((iv) => `[pause sent ${t(iv.sentAt)}, ack ${t(iv.ackAt)}, until ${t(iv.until)}, resume sent ${t(iv.endSentAt)}, ack ${t(iv.endAckAt)}]`)
+        .join(' ') || 'none'
+    );
+  }
+
+  /** Whether some pause or resume of u's p account `a` had its answer lost. */
+  pauseUncertain(u, p, a) {
+    return u.pauses[p][a].intervals.some((iv) => iv.endAckAt === Infinity || (iv.ackAt === undefined && iv.endAckAt === undefined));
   }
 
   /**
@@ -111,7 +223,7 @@ export class Ledger {
    * their own jobid. named: the account the registration names; expiring: back-dated
    * to pass its timeout 3 to 12 s from now; withReply: a replyUrl to the receiver.
    */
-  newJob(u, p, { named, expiring, withReply }) {
+  newJob(u, p, { named, expiring, withReply, waitSeconds = 0 }) {
     const rng = this.rng;
     this.jobSeq += 1;
     const jobSeq = this.jobSeq;
@@ -133,6 +245,8 @@ export class Ledger {
       webhookId: undefined,
       unknown: undefined,
       seenListed: false,
+      waitSeconds, // > 0: the registration may wait that long for a slot
+      abortedAt: undefined, // the client gave up waiting at this time
     };
     if (p === 'kling') job.id = Number(job.key);
     else if (rng() < 0.3) job.id = `job-${this.runTag}-${jobSeq}`; // an explicit jobid
@@ -179,6 +293,30 @@ export class Ledger {
     job.state = 'rejected';
     job.rejectStatus = status;
     job.rejectedAt = at;
+  }
+
+  /**
+   * The client gave up job's waiting registration at `at` (an abort): its outcome is
+   * unknown until a list shows it (adopt) or the next settle() finds it absent.
+   */
+  aborted(job, at) {
+    job.state = 'unknown';
+    job.unknown = 'register';
+    job.abortedAt = at;
+    this.stats.waiting.aborted += 1;
+  }
+
+  /**
+   * A list read answered at `at` shows job (item: normalised, with its account), whose
+   * registration was given up by its client or lost: it is executing after all.
+   */
+  adopt(u, job, item, at) {
+    job.account = item.account;
+    job.id = item.id;
+    job.regAckAt = at;
+    job.unknown = undefined;
+    if (job.deadline !== undefined) job.state = 'expiring';
+    else this.release(u, job);
   }
 
   /** The answer to `kind` (register, complete, cancel) on job was lost: settle() decides. */
@@ -231,14 +369,8 @@ export class Ledger {
       const listed = seen.has(job.key);
       if (job.unknown === 'register') {
         if (listed) {
-          job.account = seen.get(job.key);
-          const item = items.find((x) => x.key === job.key);
-          job.id = item.id;
-          job.regAckAt = r.t1;
-          job.unknown = undefined;
+          this.adopt(u, job, items.find((x) => x.key === job.key), r.t1);
           stats.resolved.landed += 1;
-          if (job.deadline !== undefined) job.state = 'expiring';
-          else this.release(u, job);
         } else if (job.deadline !== undefined && job.deadline - 1500 <= r.t1) {
           // A lost back-dated registration may have landed and expired already: its
           // webhook (if any) decides.
@@ -248,7 +380,8 @@ export class Ledger {
           job.state = 'not-landed';
           job.unknown = undefined;
           job.rejectedAt = r.t1;
-          stats.resolved.notLanded += 1;
+          if (job.abortedAt !== undefined) stats.waiting.abortedNotAdmitted += 1;
+          else stats.resolved.notLanded += 1;
         }
       } else if (job.unknown === 'complete' || job.unknown === 'cancel') {
         const kind = job.unknown;

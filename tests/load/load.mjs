@@ -16,6 +16,10 @@
 //       once), the id the completion answered with; no webhook id arrives that no
 //       completion or expiry produced; the queue drains;
 //   and no 5xx, no network error, no request without an answer outside a fault window.
+//   Also (issue 12): waiting registrations (waitSeconds 1..5; some given up by the
+//   client, which must then never be admitted), pauses (timed, untimed + resume) and
+//   resumes, progress reports, and a dedicated FIFO user whose waiters must be admitted
+//   in arrival order (invariants.mjs (e), (f), (g)).
 //
 // Faults (`--kills N`, or tests/load/faults.mjs): the wrangler process group is SIGKILLed
 // N times at evenly spaced points of the run and restarted on the same --persist-to
@@ -35,6 +39,7 @@
 //
 //   node tests/load/load.mjs [--users 6] [--requests 2000] [--concurrency 3]
 //        [--kills 0] [--max-jobs 3] [--seed N] [--url URL --admin-token T] [--json]
+//        [--wait-rate 0.25] [--abort-rate 0.25] [--fifo-abort-rate 0.2] [--pause-rate 0.02] [--resume-rate 0.015] [--no-fifo]
 //
 // As a module: `const report = await runLoad({ users, requests, kills, ... })`;
 // report.violations is the list of broken invariants (empty on success).
@@ -58,11 +63,17 @@ export function parseArgs(argv) {
     '--seed': 'seed',
     '--drain-timeout-ms': 'drainTimeoutMs',
     '--race-rate': 'raceRate',
+    '--wait-rate': 'waitRate',
+    '--abort-rate': 'abortRate',
+    '--fifo-abort-rate': 'fifoAbortRate',
+    '--pause-rate': 'pauseRate',
+    '--resume-rate': 'resumeRate',
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--json') out.json = true;
     else if (a === '--quiet') out.progress = false;
+    else if (a === '--no-fifo') out.fifo = false;
     else if (a === '--url') out.url = argv[++i];
     else if (a === '--admin-token') out.adminToken = argv[++i];
     else if (names[a]) out[names[a]] = Number(argv[++i]);

@@ -2,15 +2,25 @@
 // it (through Target.call, target.mjs), writes the answer into the ledger and checks
 // what can be checked of it at once. oneOp() picks one at random, weighted so that
 // registrations outnumber completions and cancels (accounts run full and admissions
-// race at the limit: 429s). Also the setup of the users and the reads of every user's
-// lists that settle unknown outcomes after a fault (reconcile).
+// race at the limit: 429s). A share of registrations wait for a slot (waitSeconds
+// 1..5), and a share of those are given up by the client (an abort); accounts are
+// paused (timed, or untimed and resumed a moment later) and resumed; executing jobs
+// report progress. Also the setup of the users, the dedicated FIFO user's sender and
+// completer (fifoSender, fifoCompleter), and the reads of every user's lists that
+// settle unknown outcomes after a fault (reconcile, settlePauses).
 //
 // `run` is the state of one run (runner.mjs): o (options), rng, pick, stats, violation,
 // ledger, target.
 
 import { issueToken, putAccount } from '../support/fixtures.mjs';
-import { checkAccountRows, checkAdmission, checkCompletionAnswer, checkList, normalise } from './invariants.mjs';
+import { sleep } from '../support/server.mjs';
+import { checkAccountRows, checkAdmission, checkCompletionAnswer, checkList, normalise, normaliseJobs } from './invariants.mjs';
 import { accountsFor, PROVIDERS } from './ledger.mjs';
+
+const STARTED_RE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+const CAPACITY = 'All accounts are at maxJobs capacity';
+/** The FIFO user's accounts: one Kling account with maxJobs 1 (and one Dreamina account, unused). */
+export const FIFO_ACCOUNTS = { kling: { 'fifo@x.com': 1 }, dreamina: { 'US:fifo@x.com': 1 } };
 
 export const LIST_ROUTES = [
   ['kling', '/v1/kling/scheduler', 'list_jobs'],
@@ -22,6 +32,8 @@ export const LIST_ROUTES = [
 const jobsPath = (u, p) => `/admin/v1/users/${u.user}/${p}/jobs`;
 const completePath = (u, p, id) => `/admin/v1/users/${u.user}/${p}/jobs/${encodeURIComponent(String(id))}/complete`;
 const cancelPath = (p, id) => `/v1/${p}/scheduler/${encodeURIComponent(String(id))}`;
+const progressPath = (u, p, id) => `/admin/v1/users/${u.user}/${p}/jobs/${encodeURIComponent(String(id))}/progress`;
+const accountOpPath = (u, p, a, op) => `/admin/v1/users/${u.user}/${p}/accounts/${encodeURIComponent(a)}/${op}`;
 
 /** The registration request body for a ledger job. */
 export function registrationBody(job) {
@@ -40,15 +52,21 @@ export function registrationBody(job) {
     b.replyRef = `ref-${job.key}`;
   }
   if (job.startedMs !== undefined) b.started = new Date(job.startedMs).toISOString();
+  if (job.waitSeconds) b.waitSeconds = job.waitSeconds;
   return b;
 }
 
-/** o.users users, each with a token and its accounts (ledger.accountsFor). */
+/**
+ * o.users users, each with a token and its accounts (ledger.accountsFor); with o.fifo,
+ * one more: the FIFO user (FIFO_ACCOUNTS), which only the FIFO loops use
+ * (ledger.fifoUser).
+ */
 export async function setupUsers(run) {
   const { o, target, ledger, stats } = run;
-  for (let i = 0; i < o.users; i++) {
+  for (let i = 0; i < o.users + (o.fifo ? 1 : 0); i++) {
     const user = ledger.userId(i);
-    const accounts = accountsFor(i, o.maxJobs);
+    const fifo = i === o.users;
+    const accounts = fifo ? FIFO_ACCOUNTS : accountsFor(i, o.maxJobs);
     const token = await issueToken(target.url, user);
     stats.requests += 1;
     stats.byPhase.setup += 1;
@@ -59,7 +77,11 @@ export async function setupUsers(run) {
         stats.byPhase.setup += 1;
       }
     }
-    ledger.addUser(i, user, token, accounts);
+    const u = ledger.addUser(i, user, token, accounts);
+    if (fifo) {
+      u.fifo = true;
+      ledger.fifoUser = u;
+    }
   }
 }
 
@@ -68,11 +90,16 @@ export async function oneOp(run, u) {
   const x = run.rng();
   // Registrations outnumber completions and cancels, so accounts run full and
   // admission races at the limit (429s).
-  if (x < 0.3) return opRead(run, u);
-  if (x < 0.34) return opAccounts(run, u);
-  if (x < 0.7) return opRegister(run, u);
-  if (x < 0.88) return opComplete(run, u);
-  return opCancel(run, u);
+  if (x < 0.27) return opRead(run, u);
+  if (x < 0.3) return opAccounts(run, u);
+  if (x < 0.32) return opJobs(run, u);
+  if (x < 0.64) return opRegister(run, u);
+  if (x < 0.8) return opComplete(run, u);
+  if (x < 0.9) return opCancel(run, u);
+  const { pauseRate, resumeRate } = run.o;
+  if (x < 1 - pauseRate - resumeRate) return opProgress(run, u);
+  if (x < 1 - resumeRate) return opPause(run, u);
+  return opResume(run, u);
 }
 
 /** A public list or available read, checked against the ledger. */
@@ -91,7 +118,17 @@ export async function opAccounts(run, u, phase = 'load') {
   const r = await run.target.admin('GET', path, undefined, { label: 'list_accounts', phase });
   if (r.lost) return;
   if (r.status !== 200) return run.violation('read', `GET ${path} -> ${r.status} ${r.text}`);
-  checkAccountRows(run, u, p, r.json, `GET ${path}`);
+  checkAccountRows(run, u, p, r.json, `GET ${path}`, r);
+}
+
+/** The operator's jobs list of u (with progress), checked like a public list. */
+export async function opJobs(run, u, p = run.pick(PROVIDERS)) {
+  const path = jobsPath(u, p);
+  const r = await run.target.admin('GET', path, undefined, { label: `${p} list_operator_jobs` });
+  if (r.lost) return;
+  if (r.status !== 200 || !Array.isArray(r.json)) return run.violation('read', `GET ${path} -> ${r.status} ${r.text.slice(0, 300)}`);
+  run.stats.progress.jobsReads += 1;
+  checkList(run, u, p, `GET ${path}`, r, r.json, normaliseJobs(p, r.json));
 }
 
 /** A 201 to job's registration: checked, then recorded. */
@@ -102,7 +139,8 @@ function admitted(run, u, job, r) {
 
 /**
  * A registration of a new job (sometimes naming an account, back-dated to expire soon,
- * with a replyUrl); a share are duplicates (opDuplicate) or races (opRace) instead.
+ * with a replyUrl, waiting up to 1..5 s for a slot, and then sometimes given up by the
+ * client); a share are duplicates (opDuplicate) or races (opRace) instead.
  */
 export async function opRegister(run, u) {
   const { o, rng, pick, ledger, stats, violation } = run;
@@ -111,20 +149,62 @@ export async function opRegister(run, u) {
   if (x < o.dupRate) return opDuplicate(run, u, p);
   if (x < o.dupRate + o.raceRate) return opRace(run, u, p);
   const named = rng() < 0.15 ? pick(Object.keys(u.accounts[p])) : undefined;
-  const job = ledger.newJob(u, p, { named, expiring: rng() < o.expiryRate, withReply: rng() < o.replyRate });
-  const r = await run.target.admin('POST', jobsPath(u, p), registrationBody(job), { label: `${p} register_job` });
-  if (r.lost) return ledger.lost(job, 'register');
-  if (r.status === 201) return admitted(run, u, job, r);
-  ledger.reject(job, r.status, r.t1);
-  if (r.status === 429) {
-    stats.rejected429 += 1;
-    if (r.json?.error !== 'All accounts are at maxJobs capacity' || r.json?.code !== 429) {
-      violation('bad 429', `${p} register -> ${r.text}`);
-    }
-    if (job.seenListed) violation('rejected job listed', `${p} ${job.key} answered 429 but was listed`);
-    return;
+  const waitSeconds = rng() < o.waitRate ? 1 + Math.floor(rng() * 5) : 0;
+  // Back-dated jobs never wait: their `started` is not their admission time.
+  const expiring = !waitSeconds && rng() < o.expiryRate;
+  const job = ledger.newJob(u, p, { named, expiring, withReply: rng() < o.replyRate, waitSeconds });
+  // Aborted waiters are Kling jobs: their admission time (`started`, with ms) is listed.
+  let abortAfterMs;
+  if (waitSeconds && p === 'kling' && rng() < o.abortRate) {
+    abortAfterMs = 300 + Math.floor(rng() * Math.min(2000, waitSeconds * 1000 - 400));
   }
+  if (waitSeconds) stats.waiting.sent += 1;
+  const r = await run.target.admin('POST', jobsPath(u, p), registrationBody(job), { label: `${p} register_job${waitSeconds ? ' (waiting)' : ''}`, abortAfterMs });
+  if (r.aborted) return ledger.aborted(job, r.abortedAt);
+  if (r.lost) return ledger.lost(job, 'register');
+  if (r.status === 201) {
+    if (waitSeconds) {
+      stats.waiting.admitted += 1;
+      if (r.epoch > 0) stats.waiting.admittedAfterRestart += 1;
+      stats.waiting.admittedAfterWaitingMs = Math.max(stats.waiting.admittedAfterWaitingMs, r.t1 - r.t0);
+    }
+    return admitted(run, u, job, r);
+  }
+  ledger.reject(job, r.status, r.t1);
+  if (r.status === 429) return rejected429(run, u, job, r);
   violation('register', `${p} register ${JSON.stringify(registrationBody(job))} -> ${r.status} ${r.text}`);
+}
+
+/**
+ * A 429 `r` to job's registration: the capacity body, or "Account <a> is paused" for a
+ * named account that may be paused; a waiting one not before its waitSeconds ran out.
+ */
+function rejected429(run, u, job, r) {
+  const { ledger, stats, violation, started } = run;
+  const p = job.provider;
+  stats.rejected429 += 1;
+  const error = r.json?.error;
+  const pausedMsg = job.account && error === `Account ${job.account} is paused`;
+  if (r.json?.code !== 429 || (error !== CAPACITY && !pausedMsg)) {
+    violation('bad 429', `${p} register ${JSON.stringify(registrationBody(job))} -> ${r.text}`);
+  } else if (pausedMsg) {
+    stats.pauses.paused429 += 1;
+    if (!ledger.mayBePaused(u, p, job.account, r.t0, r.t1)) {
+      violation('pause', `${p} register naming ${job.account} (never paused during the request, +${r.t0 - started}..+${r.t1 - started} ms) -> ${r.text}`);
+    }
+  } else if (!job.waitSeconds && job.account && ledger.mustBePaused(u, p, job.account, r.t0, r.t1)) {
+    violation('pause', `${p} register naming ${job.account}, paused for the whole request -> ${r.text} (expected "Account ${job.account} is paused")`);
+  }
+  if (job.waitSeconds) {
+    const took = r.t1 - r.t0;
+    stats.waiting.timedOut += 1;
+    const share = took / (job.waitSeconds * 1000);
+    stats.waiting.earliest429Share = Math.min(stats.waiting.earliest429Share ?? Infinity, Number(share.toFixed(3)));
+    if (took < job.waitSeconds * 1000 - 100) {
+      violation('early 429', `${p} ${job.key} with waitSeconds ${job.waitSeconds} answered 429 after ${took} ms: ${r.text}`);
+    }
+  }
+  if (job.seenListed) violation('rejected job listed', `${p} ${job.key} answered 429 but was listed`);
 }
 
 /** Re-registering an executing id: always 409, the job stays once. */
@@ -206,11 +286,18 @@ export async function opRace(run, u, p) {
 
 /** The operator's completion of an executing job (80% completed, 20% failed). */
 export async function opComplete(run, u) {
-  const { rng, pick, ledger, violation } = run;
+  const { rng, pick, ledger } = run;
   const p = pick(PROVIDERS);
   if (rng() < 0.06 && u.finished[p].length) return opFinishAgain(run, u, p, 'complete');
   const job = ledger.takeFromPool(u, p);
   if (!job) return opRead(run, u);
+  return completeOne(run, u, job);
+}
+
+/** Completes `job` (taken from u's pool): 200 with its account and status. */
+export async function completeOne(run, u, job) {
+  const { rng, ledger, violation } = run;
+  const p = job.provider;
   ledger.finishing(job, 'complete');
   const status = rng() < 0.8 ? 'completed' : 'failed';
   const body = { status };
@@ -261,6 +348,212 @@ export async function opFinishAgain(run, u, p, kind) {
   if (r.status !== 404) return violation(kind, `second ${kind} of ${job.state} ${p} ${job.id} -> ${r.status} ${r.text}`);
   if (kind === 'complete') stats.secondCompletion404 += 1;
   else stats.cancelFinished404 += 1;
+}
+
+/** A progress report on an executing job: 200, the job with the figure sent. */
+export async function opProgress(run, u) {
+  const { rng, pick, ledger, stats, violation, target } = run;
+  const p = pick(PROVIDERS);
+  const job = ledger.takeFromPool(u, p);
+  if (!job) return opRead(run, u);
+  job.state = 'busy';
+  const value = Math.floor(rng() * 101);
+  job.progressSent = (job.progressSent || 0) + 1;
+  const seq = job.progressSent;
+  stats.progress.sent += 1;
+  const r = await target.admin('POST', progressPath(u, p, job.id), { progress: value }, { label: `${p} progress` });
+  if (r.lost) {
+    job.progressUncertain = true;
+  } else if (r.status !== 200) {
+    violation('progress', `progress of ${p} ${job.id} (executing on ${job.account}) -> ${r.status} ${r.text}`);
+  } else {
+    const j = r.json || {};
+    const id = p === 'kling' ? j.id : j.jobid;
+    if (String(id) !== String(job.id) || j.account !== job.account || j.progress !== value || !STARTED_RE.test(j.lastProgress ?? '')) {
+      violation('progress', `progress ${value} of ${p} ${job.id} on ${job.account} -> ${r.text}`);
+    }
+    job.progressAck = { value, at: r.t1, seq };
+    stats.progress.ok += 1;
+  }
+  ledger.release(u, job);
+}
+
+/**
+ * A pause of one of u's accounts: timed (1..4 s, it resumes by itself) or untimed and
+ * resumed by this operation 0.3..1.5 s later. One pause or resume per account at a time.
+ */
+export async function opPause(run, u) {
+  const { rng, pick, ledger, stats, violation, target, started } = run;
+  const p = pick(PROVIDERS);
+  const a = pick(Object.keys(u.accounts[p]));
+  const st = u.pauses[p][a];
+  if (st.busy) return opRead(run, u);
+  st.busy = true;
+  try {
+    const seconds = rng() < 0.5 ? 1 + Math.floor(rng() * 4) : undefined;
+    const body = {};
+    if (seconds) body.seconds = seconds;
+    if (rng() < 0.5) body.reason = `load ${ledger.runTag}`;
+    const iv = ledger.pauseSent(u, p, a, Date.now());
+    const r = await target.admin('POST', accountOpPath(u, p, a, 'pause'), body, { label: `${p} pause` });
+    if (r.lost || r.status !== 200) {
+      if (!r.lost) violation('pause', `pause ${p} ${a} ${JSON.stringify(body)} -> ${r.status} ${r.text}`);
+      ledger.pauseLost(u, p, a, iv);
+      return;
+    }
+    const row = r.json || {};
+    let until = Infinity;
+    if (seconds) {
+      until = Date.parse(row.pausedUntil);
+      if (!(until >= r.t0 + seconds * 1000 - 1000 && until <= r.t1 + seconds * 1000 + 1000)) {
+        violation('pause', `pause ${p} ${a} for ${seconds} s (sent +${r.t0 - started} ms) -> pausedUntil ${row.pausedUntil}`);
+        until = r.t1 + seconds * 1000;
+      }
+    } else if ('pausedUntil' in row) {
+      violation('pause', `untimed pause ${p} ${a} -> ${r.text}`);
+    }
+    if (row.account !== a || row.paused !== true || row.maxJobs !== u.accounts[p][a] || !(row.executing <= row.maxJobs) || row.reason !== body.reason) {
+      violation('pause', `pause ${p} ${a} ${JSON.stringify(body)} -> ${r.text}`);
+    }
+    ledger.pauseAcked(u, p, a, iv, r.t1, until);
+    stats.pauses[seconds ? 'timed' : 'untimed'] += 1;
+    if (!seconds) {
+      await sleep(300 + Math.floor(rng() * 1200));
+      await resumeOne(run, u, p, a);
+    }
+  } finally {
+    st.busy = false;
+  }
+}
+
+/** A resume of one of u's accounts (paused or not: harmless when not). */
+export async function opResume(run, u) {
+  const p = run.pick(PROVIDERS);
+  const a = run.pick(Object.keys(u.accounts[p]));
+  const st = u.pauses[p][a];
+  if (st.busy) return opRead(run, u);
+  st.busy = true;
+  try {
+    await resumeOne(run, u, p, a);
+  } finally {
+    st.busy = false;
+  }
+}
+
+/** POST …/resume of u's p account `a`: 200, the row unpaused. */
+async function resumeOne(run, u, p, a, extra = {}) {
+  const { ledger, stats, violation, target } = run;
+  const sentAt = Date.now();
+  ledger.resumeSent(u, p, a, sentAt);
+  const r = await target.admin('POST', accountOpPath(u, p, a, 'resume'), undefined, { label: `${p} resume`, ...extra });
+  if (r.lost || r.status !== 200) {
+    if (!r.lost) violation('pause', `resume ${p} ${a} -> ${r.status} ${r.text}`);
+    stats.pauses.lost += 1;
+    ledger.resumed(u, p, a, sentAt, Infinity);
+    return;
+  }
+  const row = r.json || {};
+  if (row.account !== a || row.paused !== false || 'pausedUntil' in row || 'reason' in row || row.maxJobs !== u.accounts[p][a]) {
+    violation('pause', `resume ${p} ${a} -> ${r.text}`);
+  }
+  ledger.resumed(u, p, a, sentAt, r.t1);
+  stats.pauses.resumes += 1;
+}
+
+/**
+ * After a fault (and at the end of the load): resumes every account whose pause or
+ * resume lost its answer, so its state is known again.
+ */
+export async function settlePauses(run, phase = 'reconcile') {
+  const { ledger } = run;
+  for (const u of ledger.users) {
+    for (const p of PROVIDERS) {
+      for (const a of Object.keys(u.accounts[p])) {
+        const st = u.pauses[p][a];
+        if (st.busy || !ledger.pauseUncertain(u, p, a)) continue;
+        st.busy = true;
+        try {
+          await resumeOne(run, u, p, a, { phase, bypassGate: true });
+        } finally {
+          st.busy = false;
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// The FIFO user: one account with maxJobs 1, only unnamed waiting registrations
+
+/**
+ * Sends the FIFO user's waiting registrations (Kling, unnamed, waitSeconds 2..5), one
+ * every 250-400 ms while `isRunning()`, at most 6 waiting at once; then waits for those
+ * in flight. Each records { t0, epoch, status, admittedAt } in job.fifo for checkFifo.
+ * A share (o.fifoAbortRate) are given up by the client after 0.3..1.5 s: the FIFO user's
+ * queue is nearly always long, so these are the aborts that really abandon a place.
+ */
+export async function fifoSender(run, u, isRunning) {
+  const inflight = new Set();
+  while (isRunning()) {
+    if (inflight.size < 6) {
+      const p = fifoWaiter(run, u).catch((err) => run.violation('client error', String(err?.stack || err)));
+      inflight.add(p);
+      p.finally(() => inflight.delete(p));
+    }
+    await sleep(250 + Math.floor(run.rng() * 150));
+  }
+  await Promise.all(inflight);
+}
+
+async function fifoWaiter(run, u) {
+  const { o, rng, ledger, stats, violation, target } = run;
+  const waitSeconds = 2 + Math.floor(rng() * 4);
+  const job = ledger.newJob(u, 'kling', { named: undefined, expiring: false, withReply: rng() < o.replyRate, waitSeconds });
+  job.fifo = { pending: true };
+  stats.fifo.waiters += 1;
+  stats.waiting.sent += 1;
+  const abortAfterMs = rng() < o.fifoAbortRate ? 300 + Math.floor(rng() * Math.min(1500, waitSeconds * 1000 - 400)) : undefined;
+  const r = await target.admin('POST', jobsPath(u, 'kling'), registrationBody(job), { label: 'kling register_job (fifo)', abortAfterMs });
+  job.fifo = { t0: r.t0, t1: r.t1, epoch: r.epoch, status: r.status, lost: Boolean(r.lost), aborted: Boolean(r.aborted) };
+  if (r.aborted) {
+    stats.fifo.aborted += 1;
+    return ledger.aborted(job, r.abortedAt);
+  }
+  if (r.lost) {
+    stats.fifo.lost += 1;
+    return ledger.lost(job, 'register');
+  }
+  if (r.status === 201) {
+    job.fifo.admittedAt = Date.parse(r.json?.started);
+    stats.fifo.admitted += 1;
+    stats.waiting.admitted += 1;
+    if (r.epoch > 0) stats.waiting.admittedAfterRestart += 1;
+    stats.waiting.admittedAfterWaitingMs = Math.max(stats.waiting.admittedAfterWaitingMs, r.t1 - r.t0);
+    return admitted(run, u, job, r);
+  }
+  ledger.reject(job, r.status, r.t1);
+  if (r.status === 429) {
+    stats.fifo.timedOut += 1;
+    return rejected429(run, u, job, r);
+  }
+  violation('register', `fifo register ${JSON.stringify(registrationBody(job))} -> ${r.status} ${r.text}`);
+}
+
+/**
+ * Completes the FIFO user's executing job every o.fifoHoldMs (default 300-900 ms) while
+ * `isRunning()` (slower than the sender, so a queue forms and waiters really wait). When it
+ * knows of none, it reads the operator's jobs list instead: a job whose registration
+ * answer never came (an aborted waiter the worker admitted anyway) shows up there, is
+ * checked (checkList) and taken into the pool, so it does not hold the one slot forever.
+ */
+export async function fifoCompleter(run, u, isRunning) {
+  while (isRunning()) {
+    const [lo, hi] = run.o.fifoHoldMs;
+    await sleep(lo + Math.floor(run.rng() * (hi - lo)));
+    const job = run.ledger.takeFromPool(u, 'kling');
+    if (job) await completeOne(run, u, job);
+    else await opJobs(run, u, 'kling');
+  }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -2,9 +2,11 @@
 //   1. start the worker (target.mjs) and the webhook receiver, set up the users
 //      (operations.setupUsers: a token and 2-3 accounts per provider each);
 //   2. the load: o.concurrency loops per user, o.requests operations per user in all
-//      (operations.oneOp), while a sampler reads operator account lists; at evenly
-//      spaced points the server is killed and restarted and the lost outcomes are
-//      reconciled from the lists (injectFault);
+//      (operations.oneOp), while a sampler reads operator account lists and the FIFO
+//      user's sender and completer run (operations.fifoSender, fifoCompleter); at
+//      evenly spaced points (each once a waiting registration is in flight) the server
+//      is killed and restarted, the lost outcomes are reconciled from the lists and the
+//      pauses whose answer was lost are settled (injectFault);
 //   3. the drain: wait for the back-dated jobs to expire and every webhook to arrive;
 //   4. the final invariants (invariants.mjs) and the report (report.mjs).
 //
@@ -14,9 +16,9 @@
 import { randomBytes } from 'node:crypto';
 import { startReceiver } from '../support/receiver.mjs';
 import { ADMIN_TOKEN, sleep } from '../support/server.mjs';
-import { awaitDrain, checkConservation, checkOperatorCounts, checkWebhooks, Violations } from './invariants.mjs';
+import { awaitDrain, checkConservation, checkFifo, checkOperatorCounts, checkWebhooks, Violations } from './invariants.mjs';
 import { createStats, Ledger } from './ledger.mjs';
-import { oneOp, opAccounts, readAll, reconcile, setupUsers } from './operations.mjs';
+import { fifoCompleter, fifoSender, oneOp, opAccounts, readAll, reconcile, settlePauses, setupUsers } from './operations.mjs';
 import { buildReport } from './report.mjs';
 import { Target } from './target.mjs';
 
@@ -33,6 +35,15 @@ export const DEFAULTS = {
   raceRate: 0.02, // share of registrations sent twice at once naming two accounts
   replyRate: 0.85, // share of jobs with a replyUrl
   receiverFailRate: 0.1, // share of webhook ids whose first attempt the receiver answers 500
+  waitRate: 0.25, // share of registrations that may wait for a slot (waitSeconds 1..5)
+  abortRate: 0.25, // share of waiting Kling registrations the client gives up after 0.3..2 s
+  fifoAbortRate: 0.2, // share of the FIFO user's waiters the client gives up after 0.3..1.5 s
+  pauseRate: 0.02, // share of operations that pause an account (half timed 1..4 s, half untimed + resume)
+  resumeRate: 0.015, // share of operations that resume an account
+  fifo: true, // the FIFO user: one account, maxJobs 1, a stream of unnamed waiters
+  fifoHoldMs: [300, 900], // how long the FIFO user's job runs before it is completed
+  fifoMinMs: 0, // the FIFO user goes on at least this long, even when the other loops are done
+  killWaitsForWaitersMs: 3000, // a fault waits up to this long for a waiting registration in flight
   drainTimeoutMs: 90_000,
   progress: true,
   url: undefined, // an already running worker (no kills then)
@@ -94,26 +105,36 @@ export async function runLoad(options = {}) {
 
   await setupUsers(run);
   const { users } = ledger;
-  say(`seed ${seed}, ${users.length} users x ${o.requests} requests, concurrency ${o.concurrency}/user, kills ${o.kills}, worker ${target.url}`);
+  say(`seed ${seed}, ${o.users} users x ${o.requests} requests${ledger.fifoUser ? ' + the FIFO user' : ''}, concurrency ${o.concurrency}/user, kills ${o.kills}, worker ${target.url}`);
 
   // -------------------------------------------------------------------------------------
   // 2. The load, with the faults
 
   async function injectFault(n) {
-    const open = target.hold();
-    const { pid, inflight, killedAt, restartedAt } = await target.killAndRestart(n);
+    // Kill while registrations wait for a slot (bounded: the load may have none).
+    const waitUntil = Date.now() + o.killWaitsForWaitersMs;
+    let open;
+    for (;;) {
+      while (target.waitersInflight === 0 && Date.now() < waitUntil) await sleep(20);
+      open = target.hold();
+      if (target.waitersInflight > 0 || Date.now() >= waitUntil) break;
+      open(); // the waiter was answered in between: let the load go on and look again
+    }
+    const { pid, inflight, waitersInflight, killedAt, restartedAt } = await target.killAndRestart(n);
     const before = { ...stats.unknown };
     await reconcile(run, `after restart ${n}`);
+    await settlePauses(run);
     faults.push({
       n,
       pid,
       signal: 'SIGKILL',
       atRequest: stats.byPhase.load,
       inflightAtKill: inflight,
+      waitersInflightAtKill: waitersInflight,
       downMs: restartedAt - killedAt,
       unknownSoFar: before,
     });
-    say(`fault ${n}: SIGKILL pid group ${pid} with ${inflight} requests in flight; restarted on ${target.url} after ${restartedAt - killedAt} ms`);
+    say(`fault ${n}: SIGKILL pid group ${pid} with ${inflight} requests in flight (${waitersInflight} waiting for a slot); restarted on ${target.url} after ${restartedAt - killedAt} ms`);
     open();
   }
 
@@ -155,20 +176,33 @@ export async function runLoad(options = {}) {
 
   const loadStart = Date.now();
   const samplerDone = sampler();
+  let loopsRunning = true;
+  const fifoRunning = () => loopsRunning || Date.now() < loadStart + o.fifoMinMs;
+  const fifoDone = ledger.fifoUser
+    ? Promise.all([fifoSender(run, ledger.fifoUser, fifoRunning), fifoCompleter(run, ledger.fifoUser, fifoRunning)]).catch((err) =>
+        run.violation('client error', String(err?.stack || err)),
+      )
+    : Promise.resolve();
   await Promise.all(
-    users.flatMap((u) => {
-      const budget = { left: o.requests };
-      return Array.from({ length: o.concurrency }, () => userLoop(u, budget));
-    }),
+    users
+      .filter((u) => !u.fifo)
+      .flatMap((u) => {
+        const budget = { left: o.requests };
+        return Array.from({ length: o.concurrency }, () => userLoop(u, budget));
+      }),
   );
   await faultChain;
+  loopsRunning = false;
+  await fifoDone;
   running = false;
   await samplerDone;
   const loadMs = Date.now() - loadStart;
   clearInterval(progress);
   say(`load done: ${stats.byPhase.load} requests in ${loadMs} ms`);
 
-  // Settle anything still unknown (a lost request outside a fault is already a violation).
+  // Settle anything still unknown (a lost request outside a fault is already a
+  // violation; a waiter its client gave up is unknown until a list decides).
+  await settlePauses(run, 'final');
   if (ledger.hasUnknown()) await reconcile(run, 'final reconcile');
 
   // -------------------------------------------------------------------------------------
@@ -179,6 +213,7 @@ export async function runLoad(options = {}) {
   const tally = checkConservation(run, finalLists);
   await checkOperatorCounts(run, finalLists);
   checkWebhooks(run);
+  checkFifo(run);
 
   target.noteDevReloads();
   await receiver.close();

@@ -25,6 +25,7 @@ export class Target {
     this.down = false; // killed, not yet restarted
     this.gate = null; // a promise new requests wait for while a fault is handled
     this.inflight = 0;
+    this.waitersInflight = 0; // registrations with waitSeconds > 0 in flight
     this.logFiles = [];
   }
 
@@ -34,7 +35,9 @@ export class Target {
       this.url = url;
       return;
     }
-    this.worker = await startWorker({ vars: this.vars, adminToken: this.adminToken });
+    // hangUps: an abort is a request cancelled inside workerd, as Cloudflare cancels one
+    // whose client disconnected (locally a client's disconnect reaches no worker).
+    this.worker = await startWorker({ vars: this.vars, adminToken: this.adminToken, hangUps: true });
     this.url = this.worker.url;
     this.logFiles.push(this.worker.logFile);
   }
@@ -50,23 +53,36 @@ export class Target {
    * came back, { status: 0, error, lost: true }. A 5xx or a network error is a violation
    * unless the server was killed while the request was in flight (then it is "lost").
    * label: the route's name in stats.byRoute; phase: the stats.byPhase it counts in;
-   * bypassGate: sent even while a fault is being handled (the reconciling reads).
+   * bypassGate: sent even while a fault is being handled (the reconciling reads);
+   * abortAfterMs: the client hangs up after that long: the hang-up stand-in in front of
+   * the worker (tests/support/hang-up/) cancels the request inside workerd and answers
+   * 499; then the answer is { status: 0, aborted: true, abortedAt } (abortedAt: when the
+   * 499 came, the latest the cancel can have happened) and nothing is a violation.
+   * Every answer also carries `epoch`, the server generation it was sent to.
    */
-  async call(method, path, { token, body, label, phase = 'load', bypassGate = false } = {}) {
+  async call(method, path, { token, body, label, phase = 'load', bypassGate = false, abortAfterMs } = {}) {
     if (!bypassGate) while (this.gate) await this.gate;
     const { stats } = this;
     const epoch = this.epoch;
     const url = this.url;
-    const init = requestInit(method, { body, token: token || undefined });
+    const headers = abortAfterMs === undefined ? {} : { 'x-test-hang-up-after-ms': String(abortAfterMs) };
+    const init = requestInit(method, { body, token: token || undefined, headers });
+    const waiting = Boolean(body && typeof body === 'object' && body.waitSeconds > 0);
     stats.requests += 1;
     stats.byPhase[phase] += 1;
     this.inflight += 1;
+    if (waiting) this.waitersInflight += 1;
     const t0 = Date.now();
+    const signal = AbortSignal.timeout(REQUEST_TIMEOUT_MS);
     try {
-      const res = await fetch(url + path, { ...init, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+      const res = await fetch(url + path, { ...init, signal });
       const text = await res.text();
       const t1 = Date.now();
       const json = parseJson(text);
+      if (abortAfterMs !== undefined && res.status === 499 && json?.hungUp === true) {
+        this.#record(method, label, 'aborted by the client');
+        return { status: 0, aborted: true, abortedAt: t1, t0, t1, epoch };
+      }
       this.#record(method, label, res.status);
       if (res.status >= 500) {
         if (isDevProxyDropAnswer(res, text)) {
@@ -75,16 +91,16 @@ export class Target {
           // an edit by someone else does it). The outcome is unknown; reconciled later.
           stats.devReloads += 1;
           this.environment.push(`+${t1 - this.started} ms ${method} ${path}: wrangler dev reloaded the worker mid-request (503 from its proxy)`);
-          return { status: res.status, text, t0, t1, lost: true };
+          return { status: res.status, text, t0, t1, epoch, lost: true };
         }
         if (this.down || this.epoch !== epoch) {
           stats.fault5xx += 1;
-          return { status: res.status, text, t0, t1, lost: true };
+          return { status: res.status, text, t0, t1, epoch, lost: true };
         }
         this.violation('5xx', `${method} ${path} -> ${res.status}: ${text.slice(0, 300)}`);
-        return { status: res.status, json, text, t0, t1, lost: true };
+        return { status: res.status, json, text, t0, t1, epoch, lost: true };
       }
-      return { status: res.status, json, text, t0, t1 };
+      return { status: res.status, json, text, t0, t1, epoch };
     } catch (err) {
       const t1 = Date.now();
       this.#record(method, label, 'no answer');
@@ -95,9 +111,10 @@ export class Target {
         stats.networkErrors += 1;
         this.violation('no answer', `${method} ${path}: ${error} after ${t1 - t0} ms`);
       }
-      return { status: 0, error, t0, t1, lost: true };
+      return { status: 0, error, t0, t1, epoch, lost: true };
     } finally {
       this.inflight -= 1;
+      if (waiting) this.waitersInflight -= 1;
     }
   }
 
@@ -121,23 +138,24 @@ export class Target {
   /**
    * The fault: SIGKILLs the local server's whole process group (wrangler and workerd at
    * once: a crash, not a shutdown), waits for the requests in flight to come back and
-   * starts a new server on the same --persist-to directory. Returns { pid, inflight
-   * (at the kill), killedAt, restartedAt }.
+   * starts a new server on the same --persist-to directory. Returns { pid, inflight and
+   * waitersInflight (at the kill), killedAt, restartedAt }.
    */
   async killAndRestart(n) {
     const old = this.worker;
     const inflight = this.inflight;
+    const waitersInflight = this.waitersInflight;
     this.down = true;
     const killedAt = Date.now();
     if (!(await old.kill())) throw new Error(`fault ${n}: the wrangler process on port ${old.port} had exited already`);
     while (this.inflight > 0) await sleep(20);
-    const w = await startWorker({ vars: this.vars, adminToken: this.adminToken, persistDir: old.persistDir });
+    const w = await startWorker({ vars: this.vars, adminToken: this.adminToken, persistDir: old.persistDir, hangUps: true });
     this.worker = w;
     this.logFiles.push(w.logFile);
     this.url = w.url;
     this.epoch += 1;
     this.down = false;
-    return { pid: old.pid, inflight, killedAt, restartedAt: Date.now() };
+    return { pid: old.pid, inflight, waitersInflight, killedAt, restartedAt: Date.now() };
   }
 
   /**

@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const ADMIN_TOKEN = 'test-admin-token';
 const WRANGLER = path.join(ROOT, 'node_modules', '.bin', 'wrangler');
+const HANG_UP_CONFIG = path.join(ROOT, 'tests', 'support', 'hang-up', 'wrangler.toml');
 const START_TIMEOUT_MS = Number(process.env.E2E_START_TIMEOUT_MS || 90_000);
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -114,16 +115,23 @@ export function workerLogFile(url) {
  * touched, answering the requests in flight with a 503 of its own ("Your worker
  * restarted mid-request"). Everything else (bindings, migrations) is the real file's.
  */
-function testConfig(dir) {
+function testConfig(dir, vars) {
   const lines = fs.readFileSync(path.join(ROOT, 'wrangler.toml'), 'utf8').split('\n');
   const out = [];
-  let inBuild = false;
+  let section = '';
   for (const line of lines) {
     const header = line.match(/^\s*\[\[?([^\]]+)\]\]?\s*$/);
-    if (header) inBuild = header[1].trim() === 'build';
-    if (inBuild) continue;
+    if (header) section = header[1].trim();
+    if (section === 'build') continue;
+    // The vars go into the file (not --var): with two configs, wrangler dev gives
+    // --var to the first worker only, and the scheduler is then the second.
+    const key = line.match(/^([A-Z_]+)\s*=/)?.[1];
+    if (section === 'vars' && key && key in vars) continue;
     const main = line.match(/^main\s*=\s*"([^"]+)"/);
     out.push(main ? `main = ${JSON.stringify(path.join(ROOT, main[1]))}` : line);
+    if (header && section === 'vars') {
+      for (const [k, v] of Object.entries(vars)) out.push(`${k} = ${JSON.stringify(String(v))}`);
+    }
   }
   const file = path.join(dir, 'wrangler.toml');
   fs.writeFileSync(file, out.join('\n'));
@@ -165,6 +173,10 @@ async function answeredByThisWorker(logFile, from, nonce) {
  *   adminToken: the ADMIN_TOKEN var (default 'test-admin-token'); null starts the worker
  *               without one (operator routes answer 403)
  *   persistDir: reuse this --persist-to directory (restart tests); default a fresh temp dir
+ *   hangUps:    put the hang-up stand-in in front (tests/support/hang-up/worker.mjs): a
+ *               request with `x-test-hang-up-after-ms: N` is cancelled inside workerd
+ *               after N ms, as Cloudflare cancels one whose client disconnected; the
+ *               test gets 499 {"hungUp":true}
  *
  * Returns { url, port, pid, persistDir, logFile, logs(), stop(), kill() }. stop() kills
  * the whole process group (wrangler and its workerd) and waits for it to exit; it is
@@ -173,10 +185,15 @@ async function answeredByThisWorker(logFile, from, nonce) {
  * process group's (wrangler's). On a start failure the log tail is printed and the error
  * thrown.
  */
-export async function startWorker({ vars = {}, adminToken = ADMIN_TOKEN, persistDir } = {}) {
+export async function startWorker({ vars = {}, adminToken = ADMIN_TOKEN, persistDir, hangUps = false } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sched-e2e-'));
   tempDirs.push(dir);
-  const config = testConfig(dir);
+  const allVars = { ...vars };
+  if (adminToken !== null) allVars.ADMIN_TOKEN = adminToken;
+  const config = testConfig(dir, allVars);
+  // hangUps: the hang-up stand-in (tests/support/hang-up/) answers on the port and
+  // forwards to the scheduler, cancelling requests that ask for it (a client that left).
+  const configs = hangUps ? [HANG_UP_CONFIG, config] : [config];
   persistDir ??= path.join(dir, 'state');
   fs.mkdirSync(persistDir, { recursive: true });
   const logFile = path.join(dir, 'wrangler.log');
@@ -188,16 +205,13 @@ export async function startWorker({ vars = {}, adminToken = ADMIN_TOKEN, persist
     const inspectorPort = await freePort();
     const args = [
       'dev',
-      '--config', config,
+      ...configs.flatMap((c) => ['--config', c]),
       '--ip', '127.0.0.1',
       '--port', String(port),
       '--inspector-port', String(inspectorPort),
       '--show-interactive-dev-session=false',
       '--persist-to', persistDir,
     ];
-    const allVars = { ...vars };
-    if (adminToken !== null) allVars.ADMIN_TOKEN = adminToken;
-    for (const [k, v] of Object.entries(allVars)) args.push('--var', `${k}:${v}`);
 
     const logStart = fs.existsSync(logFile) ? fs.statSync(logFile).size : 0;
     const log = fs.openSync(logFile, 'a');
