@@ -55,10 +55,17 @@ impl Row {
 }
 
 /// Runs a statement that returns nothing; the error is the runtime's message.
-pub fn run(sql: &SqlStorage, query: &str, args: Vec<Value>) -> Result<usize, String> {
+pub fn run(sql: &SqlStorage, query: &str, args: Vec<Value>) -> Result<(), String> {
     sql.exec(query, args)
-        .map(|cursor| cursor.rows_written())
+        .map(|_| ())
         .map_err(|e| failed(query, e))
+}
+
+/// Runs an `UPDATE`/`DELETE … RETURNING` and counts the rows it changed. (The cursor's
+/// `rowsWritten` is no count of rows: it includes every index entry written.)
+pub fn changed(sql: &SqlStorage, query: &str, args: Vec<Value>) -> Result<usize, String> {
+    let cursor = sql.exec(query, args).map_err(|e| failed(query, e))?;
+    Ok(cursor.raw().count())
 }
 
 /// The runtime's message, with the statement. (Matched rather than formatted with

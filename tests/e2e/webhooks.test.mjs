@@ -1,7 +1,8 @@
 // Webhooks end to end (API.md "Lifecycle, expiry and webhooks"): payloads, Standard
 // Webhooks signatures (checked here with node:crypto, independently of the worker),
 // retries per WEBHOOK_RETRY_SCHEDULE, 410, receivers that are down, a restart while a
-// delivery is pending, the failed list, expiry webhooks, and replyUrl validation; plus
+// delivery is pending, the webhooks lists (?status=pending|failed|delivered, failed by
+// default; delivered rows keep no payload), expiry webhooks, and replyUrl validation; plus
 // two consequences for webhooks of other rules: a webhook queued for an account that is
 // then deleted is still delivered (README, "Decisions"), and one completion sends one webhook
 // even when the same job id was registered concurrently on two accounts.
@@ -182,6 +183,29 @@ function assertRow(row, { webhookId, account, replyUrl, status, attempts, lastEr
   if (payload !== undefined) assert.deepEqual(row.payload, payload);
 }
 
+/**
+ * Once delivered, a webhook leaves the pending and failed lists (the default list is the
+ * failed one) and is listed with ?status=delivered, without its payload: asserts that
+ * the user's deliveries are exactly `delivered` ([{webhookId, attempts?}]) and none other.
+ */
+async function assertAllDelivered(w, user, provider, delivered) {
+  assert.deepEqual((await webhooksList(w, user, provider, 'pending')).json, [], 'nothing pending');
+  assert.deepEqual((await webhooksList(w, user, provider, 'failed')).json, [], 'nothing failed');
+  assert.deepEqual((await webhooksList(w, user, provider)).json, [], 'the default (failed) list is empty');
+  const r = await webhooksList(w, user, provider, 'delivered');
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json.map((row) => row.webhookId), delivered.map((d) => d.webhookId), 'the delivered list');
+  r.json.forEach((row, i) => {
+    assertNoNulls(row);
+    assert.equal(row.status, 'delivered');
+    assert.ok(!('payload' in row), `a delivered row keeps no payload: ${JSON.stringify(row)}`);
+    assert.ok(!('nextAttempt' in row), `a delivered row has no nextAttempt: ${JSON.stringify(row)}`);
+    assert.match(row.finished ?? '', STARTED_RE, 'a delivered row has finished');
+    assert.match(row.created ?? '', STARTED_RE, 'created');
+    if (delivered[i].attempts !== undefined) assert.equal(row.attempts, delivered[i].attempts, JSON.stringify(row));
+  });
+}
+
 /** Lets a few alarm periods pass, then asserts the receiver still has exactly n requests. */
 async function assertStays(requests, n, ms = 4500, what = 'requests') {
   await sleep(ms);
@@ -220,11 +244,9 @@ describe('webhooks', () => {
       klingBody({ id: 101, email: KLING, status: 'completed', started: job.started, finished: body.finished, replyRef: 'ref-101', result: { url: 'x.mp4' } }),
     );
 
-    // Exactly one POST, and nothing left queued.
+    // Exactly one POST, and nothing left queued: it is listed as delivered only.
     await assertStays(rcv.requests, 1, 4500, 'a delivered webhook is not sent again');
-    const all = await webhooksList(main, user, 'kling');
-    assert.equal(all.status, 200, all.text);
-    assert.deepEqual(all.json, []);
+    await assertAllDelivered(main, user, 'kling', [{ webhookId: c.json.webhookId, attempts: 1 }]);
   });
 
   test('Dreamina: one signed POST with the exact payload (elapsedSeconds, replyRef, failed + result)', async () => {
@@ -293,10 +315,10 @@ describe('webhooks', () => {
       assert.ok(recs[i].time - recs[i - 1].time >= 900, `retry ${i} came too early (schedule: 1 s); ${timeline()}`);
       assert.ok(Number(recs[i].headers['webhook-timestamp']) >= Number(recs[i - 1].headers['webhook-timestamp']));
     }
-    // While it retried it was pending; once delivered it is gone from every list.
+    // While it retried it was pending; once delivered it leaves pending (and never was
+    // failed) and is listed as delivered, after 3 attempts.
     await assertStays(rcv.requests, 3, 5000, `no attempt after the 200 (${timeline()})`);
-    const all = await webhooksList(main, user, 'kling');
-    assert.deepEqual(all.json, [], timeline());
+    await assertAllDelivered(main, user, 'kling', [{ webhookId: c.json.webhookId, attempts: 3 }]);
   });
 
   test('receiver down (port closed), then up on the same port: delivered once it is up', async () => {
@@ -326,12 +348,9 @@ describe('webhooks', () => {
     assert.equal(body.id, 301);
     assert.equal(body.status, 'completed');
     assert.equal(body.replyRef, 'r301');
-    assert.deepEqual(
-      (await webhooksList(durable, user, 'kling')).json,
-      [],
-      'delivered: no longer listed',
-    );
     await assertStays(up.requests, 1, 3000);
+    // Delivered: no longer pending, listed as delivered.
+    await assertAllDelivered(durable, user, 'kling', [{ webhookId: c.json.webhookId }]);
   });
 
   test('a webhook already queued is still delivered after its account is deleted (README decision)', async () => {
@@ -378,7 +397,7 @@ describe('webhooks', () => {
     assert.equal(body.jobid, job.jobid);
     assert.equal(body.status, 'completed');
     assert.deepEqual(body.result, { n: 1 });
-    assert.deepEqual((await webhooksList(durable, user, 'dreamina')).json, []);
+    await assertAllDelivered(durable, user, 'dreamina', [{ webhookId: c.json.webhookId }]);
   });
 
   // -------------------------------------------------------------------------------------
@@ -418,7 +437,8 @@ describe('webhooks', () => {
     const c = await completeJob(main.url, user, 'dreamina', job.jobid, { status: 'completed' });
     assert.equal(c.status, 200, c.text);
 
-    // After the first failure it is pending (in ?status=pending and in the default list).
+    // After the first failure it is pending (in ?status=pending; the default list is the
+    // failed one).
     await rcv.waitFor(1, 15_000);
     const pend = await waitFor(async () => {
       const r = await webhooksList(main, user, 'dreamina', 'pending');
@@ -444,8 +464,8 @@ describe('webhooks', () => {
     await assertStays(rcv.requests, 3, 4500, 'no attempt after the schedule is exhausted');
     assert.deepEqual((await webhooksList(main, user, 'dreamina', 'pending')).json, [], '?status=pending excludes failed');
     const all = await webhooksList(main, user, 'dreamina');
-    assert.equal(all.json.length, 1, 'no status: failed ones are listed too');
-    assert.equal(all.json[0].webhookId, c.json.webhookId);
+    assert.deepEqual(all.json, failed, 'no status: the failed list (the default)');
+    assert.deepEqual((await webhooksList(main, user, 'dreamina', 'delivered')).json, [], '?status=delivered excludes failed');
     assertCodeError(await webhooksList(main, user, 'dreamina', 'bogus'), 400);
   });
 
@@ -545,8 +565,9 @@ describe('webhooks', () => {
     assert.equal(rec.url, '/done');
     assertDeliveryHeaders(rec, { webhookId: c1.json.webhookId });
     await assertStays(rcv.requests, 1, 5000, 'only the one completion webhook');
-    assert.deepEqual((await webhooksList(main, user, 'kling')).json, []);
-    assert.deepEqual((await webhooksList(main, user, 'dreamina')).json, []);
+    // Only the completion's webhook was ever queued (cancels queue none).
+    await assertAllDelivered(main, user, 'kling', [{ webhookId: c1.json.webhookId, attempts: 1 }]);
+    await assertAllDelivered(main, user, 'dreamina', []);
   });
 
   test('one completion, one webhook: the same id registered concurrently on two accounts is admitted once', async () => {

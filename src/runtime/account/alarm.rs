@@ -38,6 +38,7 @@ const ATTEMPTS_PER_RUN: usize = 40;
 impl Account {
     pub async fn run_alarm(self: Rc<Self>) {
         self.alarm_at.set(None);
+        self.run_again.set(false);
         if let Err(e) = self.alarm_steps().await {
             worker::console_error!("account alarm: {e}");
         }
@@ -47,16 +48,24 @@ impl Account {
     async fn alarm_steps(self: &Rc<Self>) -> Result<(), String> {
         let now = now_ms();
         let changed = self.catch_up(now)?;
+        self.prune(now)?;
+        if changed {
+            self.tell_directory().await;
+        }
+        self.pump().await?;
+        // The run's own failed attempts may have passed a cap: prune them now, not at a
+        // next run that may never come.
+        self.prune(now_ms())
+    }
+
+    fn prune(&self, now: i64) -> Result<(), String> {
         let pruned = self.prune_outbox(now)?;
         if pruned > 0 {
             worker::console_log!(
                 "outbox: pruned {pruned} deliveries past retention or over the caps"
             );
         }
-        if changed {
-            self.tell_directory().await;
-        }
-        self.pump().await
+        Ok(())
     }
 
     /// Sends due deliveries, at most [`IN_FLIGHT`] at once, until none is due.
@@ -94,6 +103,10 @@ impl Account {
             }
         }
         *self.pump.borrow_mut() = None;
+        if started >= ATTEMPTS_PER_RUN {
+            // Stopped at the run's limit: more may be due, and waits for no grid slot.
+            self.run_again.set(true);
+        }
         // A delivery queued after the last attempt ended is picked up by the next alarm,
         // planned at once by `reschedule`.
         Ok(())
@@ -149,6 +162,11 @@ impl Account {
 
     /// Sets the alarm to the next planned wake, or deletes it when nothing is due.
     /// Not awaited: the output gate keeps every reply until the write is durable.
+    ///
+    /// An alarm already set is only ever moved earlier: one that is due (or overdue
+    /// and about to run) and moved later by each request of a steady stream would
+    /// never run, and the deliveries would wait. One that fires with nothing to do
+    /// only plans the next.
     pub fn reschedule(&self, now: i64) {
         let due = match (self.next_deadline(), self.outbox_due(), self.meta()) {
             (Ok(deadline), Ok([attempt, prune]), Ok(meta)) => {
@@ -167,8 +185,13 @@ impl Account {
         };
         let storage = self.state.storage();
         let raw = storage.as_raw();
-        match plan_wake(&due, now) {
-            Some(at) if self.alarm_at.get() != Some(at) => {
+        let planned = if self.run_again.get() {
+            Some(now)
+        } else {
+            plan_wake(&due, now)
+        };
+        match planned {
+            Some(at) if self.alarm_at.get().is_none_or(|set| at < set) => {
                 let when = js_sys::Date::new(&JsValue::from_f64(at as f64));
                 let _ = raw.set_alarm(when, js_sys::Object::new());
                 self.alarm_at.set(Some(at));

@@ -47,6 +47,10 @@ pub struct Account {
     jobs: RefCell<Option<Vec<jobs::Held>>>,
     /// The alarm time this instance last set; `None` when unknown or none.
     alarm_at: Cell<Option<i64>>,
+    /// The last alarm run stopped at one of its limits (attempts per run, prune batch)
+    /// with work left: the next alarm is set at once, off the 2 s grid, so a backlog
+    /// drains at the pace of the runs rather than one run per grid slot.
+    run_again: Cell<bool>,
     /// Set while the alarm's delivery pump runs: new deliveries wake it at once.
     pump: RefCell<Option<Signal>>,
 }
@@ -61,6 +65,7 @@ impl DurableObject for AccountObject {
             meta: RefCell::new(None),
             jobs: RefCell::new(None),
             alarm_at: Cell::new(None),
+            run_again: Cell::new(false),
             pump: RefCell::new(None),
         };
         if let Err(e) = account.create_schema() {

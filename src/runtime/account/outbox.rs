@@ -158,10 +158,10 @@ impl Account {
     ) -> Result<usize, String> {
         let query = format!(
             "UPDATE outbox SET status = 0, attempts = 0, next_at_ms = ?, finished_ms = NULL
-             WHERE status = 2 AND {condition}"
+             WHERE status = 2 AND {condition} RETURNING seq"
         );
         args.insert(0, int(now));
-        let n = sql::run(&self.sql(), &query, args)?;
+        let n = sql::changed(&self.sql(), &query, args)?;
         if n > 0 {
             self.wake_pump();
             self.reschedule(now);
@@ -230,16 +230,18 @@ impl Account {
     }
 
     /// Drops what is past retention, then the oldest beyond the row caps, at most
-    /// [`PRUNE_BATCH`] rows per kind and run. Returns how many rows went.
+    /// [`PRUNE_BATCH`] rows per kind and call. Returns how many rows went; when that is
+    /// a whole batch, more may be left, and the next alarm is set at once.
     pub fn prune_outbox(&self, now: i64) -> Result<usize, String> {
         let sql = self.sql();
         let before = prune_before(now, self.settings.retention_ms);
         let mut pruned = 0;
         for status in [DELIVERED, FAILED] {
-            pruned += sql::run(
+            pruned += sql::changed(
                 &sql,
                 "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox
-                   WHERE status = ? AND finished_ms < ? ORDER BY finished_ms LIMIT ?)",
+                   WHERE status = ? AND finished_ms < ? ORDER BY finished_ms LIMIT ?)
+                 RETURNING seq",
                 vec![int(status), int(before), int(PRUNE_BATCH)],
             )?;
         }
@@ -251,19 +253,23 @@ impl Account {
             )?
             .unwrap_or(0);
             if count > cap {
-                pruned += sql::run(
+                pruned += sql::changed(
                     &sql,
                     "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox
-                       WHERE status = ? ORDER BY seq LIMIT ?)",
+                       WHERE status = ? ORDER BY seq LIMIT ?) RETURNING seq",
                     vec![int(status), int((count - cap).min(PRUNE_BATCH))],
                 )?;
             }
+        }
+        if pruned >= PRUNE_BATCH as usize {
+            self.run_again.set(true);
         }
         Ok(pruned)
     }
 
     /// When outbox work is next due: the earliest pending attempt, and the earliest
-    /// instant a finished row passes retention (or at once, when a cap is exceeded).
+    /// instant a finished row passes retention. (Rows over a cap appear in an alarm
+    /// run, from its failed attempts, and that run prunes them at its end.)
     pub fn outbox_due(&self) -> Result<[Option<i64>; 2], String> {
         let sql = self.sql();
         let next_attempt = sql::scalar(
