@@ -166,7 +166,7 @@ impl<'a> Fields<'a> {
             .ok_or_else(|| format!("{key} is required"))
     }
 
-    /// A whole number (`5`, not `5.0` or `"5"`).
+    /// A whole number (`5`, also written `5.0` or `5e0`; not `5.5` or `"5"`).
     pub fn integer(&self, key: &str) -> Result<Option<i64>, String> {
         match self.raw(key) {
             None => Ok(None),
@@ -204,17 +204,47 @@ pub fn string_value(raw: &str) -> Option<String> {
     (p.at == raw.len()).then_some(s)
 }
 
-/// A JSON integer (no fraction, no exponent) that fits an `i64`.
+/// A JSON number that is a whole number and fits an `i64`: `5`, and also `5.0`, `5e0`
+/// or `500e-2`, since JSON Schema's `integer` and JSON encoders (Python's `5.0`) treat
+/// those as the same value. Worked out on the digits, never through a float, so no
+/// large value is rounded into a different one. `None` for `1.5`, `"5"`, out-of-range.
 pub fn integer_value(raw: &str) -> Option<i64> {
-    let digits = raw.strip_prefix('-').unwrap_or(raw);
-    let canonical = !digits.is_empty()
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && (digits == "0" || !digits.starts_with('0'));
-    if canonical {
-        raw.parse().ok()
-    } else {
-        None
+    let (negative, unsigned) = match raw.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, raw),
+    };
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (&unsigned[..at], unsigned[at + 1..].parse::<i32>().ok()?),
+        None => (unsigned, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits_only = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let well_formed = !whole.is_empty()
+        && digits_only(whole)
+        && digits_only(fraction)
+        && (whole == "0" || !whole.starts_with('0'))
+        && !(mantissa.contains('.') && fraction.is_empty());
+    if !well_formed {
+        return None;
     }
+    let mut digits = [whole, fraction].concat();
+    if digits.bytes().all(|b| b == b'0') {
+        return Some(0);
+    }
+    // The value is digits × 10^shift: a negative shift must only drop zeros.
+    let mut shift = i64::from(exponent) - fraction.len() as i64;
+    while shift < 0 {
+        digits.pop().filter(|&d| d == '0')?;
+        shift += 1;
+    }
+    let significant = digits.trim_start_matches('0');
+    if significant.len() as i64 + shift > 19 {
+        return None;
+    }
+    let magnitude: i128 = format!("{significant}{}", "0".repeat(shift as usize))
+        .parse()
+        .ok()?;
+    i64::try_from(if negative { -magnitude } else { magnitude }).ok()
 }
 
 /// Nesting deeper than this is refused (as serde_json does), so a hostile body cannot
@@ -486,6 +516,47 @@ mod tests {
     }
 
     #[test]
+    fn whole_numbers_may_be_written_with_a_fraction_or_an_exponent() {
+        for (raw, n) in [
+            ("5", 5),
+            ("-7", -7),
+            ("0", 0),
+            ("-0", 0),
+            ("5.0", 5),
+            ("5.000", 5),
+            ("5e0", 5),
+            ("5E+2", 500),
+            ("500e-2", 5),
+            ("1.5e1", 15),
+            ("0.0", 0),
+            ("0e-9", 0),
+            ("9007199254740991.0", 9_007_199_254_740_991),
+            ("9223372036854775807", i64::MAX),
+            ("-9223372036854775808", i64::MIN),
+        ] {
+            assert_eq!(integer_value(raw), Some(n), "{raw}");
+        }
+        for raw in [
+            "1.5",
+            "5e-1",
+            "05",
+            "1.",
+            ".5",
+            "1e",
+            "\"5\"",
+            "true",
+            "",
+            "-",
+            "1e99",
+            "9223372036854775808",
+            "1e2147483648",
+            "12345678901234567890e5",
+        ] {
+            assert_eq!(integer_value(raw), None, "{raw}");
+        }
+    }
+
+    #[test]
     fn only_json_objects_are_bodies() {
         assert!(Fields::parse("[]").is_err());
         assert!(Fields::parse("").unwrap_err().contains("empty"));
@@ -543,14 +614,14 @@ mod tests {
     }
 
     #[test]
-    fn strings_unescape_and_integers_stay_integers() {
+    fn strings_unescape_and_whole_numbers_are_read_exactly() {
         let f = Fields::parse(r#"{"s":"a\u00e9\ud83c\udfac\n","i":-12,"z":0,"x":1.0,"y":1e2,"big":99999999999999999999}"#).unwrap();
         assert_eq!(f.string("s").unwrap().as_deref(), Some("aé🎬\n"));
         assert_eq!(f.integer("i").unwrap(), Some(-12));
         assert_eq!(f.integer("z").unwrap(), Some(0));
-        for not_whole in ["x", "y", "big"] {
-            assert!(f.integer(not_whole).is_err(), "{not_whole}");
-        }
+        assert_eq!(f.integer("x").unwrap(), Some(1));
+        assert_eq!(f.integer("y").unwrap(), Some(100));
+        assert!(f.integer("big").is_err(), "out of range");
         let last = Fields::parse(r#"{"a":1,"a":2}"#).unwrap();
         assert_eq!(last.integer("a").unwrap(), Some(2));
     }

@@ -395,8 +395,14 @@ proptest! {
         let at = cut.index(broken.len() + 1);
         if broken.is_char_boundary(at) {
             broken.insert_str(at, &junk);
-            let serde_ok = serde_json::from_str::<Map<String, Value>>(&broken).is_ok();
-            prop_assert_eq!(Fields::parse(&broken).is_ok(), serde_ok, "{}", broken);
+            let serde = serde_json::from_str::<Map<String, Value>>(&broken);
+            // serde_json refuses a number beyond f64 (`1e+6236`, when the junk lands in an
+            // exponent); JSON's grammar allows it and the reader, which never makes a
+            // float of it, does too: only the grammar is compared.
+            let out_of_f64 = serde.as_ref().is_err_and(|e| e.to_string().contains("number out of range"));
+            if !out_of_f64 {
+                prop_assert_eq!(Fields::parse(&broken).is_ok(), serde.is_ok(), "{}", broken);
+            }
         }
     }
 

@@ -5,7 +5,7 @@
 //! "replyUrl"?,"replyRef"?}`, oldest first across accounts.
 
 use crate::jobs::{Clock, Ending, ItemTemplate, JobFacts, JobSpec};
-use crate::json::{Fields, Object};
+use crate::json::{integer_value, Fields, Object};
 use crate::time::format_iso_millis;
 
 use super::{email, ending_members, reply_tail, PathId, ProviderRules};
@@ -56,12 +56,10 @@ impl ProviderRules for Kling {
     fn parse_job(&self, body: &Fields<'_>) -> Result<JobSpec, String> {
         const BAD: &str = "id must be a positive integer of at most 9007199254740991";
         let raw = body.raw("id").ok_or("id is required")?;
-        let canonical =
-            !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) && !raw.starts_with('0');
-        let id = raw.parse::<u64>().ok().filter(|_| canonical).ok_or(BAD)?;
-        if !(1..=MAX_SAFE_INTEGER).contains(&id) {
-            return Err(BAD.to_owned());
-        }
+        let id = integer_value(raw)
+            .and_then(|n| u64::try_from(n).ok())
+            .filter(|n| (1..=MAX_SAFE_INTEGER).contains(n))
+            .ok_or(BAD)?;
         Ok(JobSpec {
             id: Some(id.to_string()),
             account: body.string("email")?,
@@ -183,6 +181,8 @@ mod tests {
             spec(r#"{"id":5,"email":"a@x.com"}"#).unwrap().id.as_deref(),
             Some("5")
         );
+        // A whole number written as 5.0 is the same id, echoed as 5.
+        assert_eq!(spec(r#"{"id":5.0}"#).unwrap().id.as_deref(), Some("5"));
         for bad in [
             r#"{"id":"5"}"#,
             r#"{"id":0}"#,

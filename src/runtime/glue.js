@@ -108,6 +108,9 @@ export function respond(answer, cors) {
   const headers = new Headers();
   if (cors) headers.set("access-control-allow-origin", "*");
   if (answer[3] === "L") headers.set("link", answer.slice(4, answer.indexOf("\n")));
+  // A 503 made by a directory (an account object did not answer) asks for a retry in a
+  // second, like the worker's own 503.
+  if (status === 503) headers.set("retry-after", "1");
   if (status === 204) return new Response(null, { status, headers });
   headers.set("content-type", "application/json");
   return new Response(answerBody(answer), { status, headers });
