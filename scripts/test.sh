@@ -8,14 +8,16 @@
 #   6. scripts/build.sh                       the wasm build, once
 #   7. node --test tests/e2e/*.test.mjs       end-to-end tests against wrangler dev
 #                                             (SKIP_WASM_BUILD=1: every start reuses 6)
-#   8. scripts/fuzz.sh                        schemathesis against openapi.yaml
+#   8. node --test tests/browser/*.test.mjs   the live-view page in headless Chromium
+#                                             (a fake server, and the real worker of 6)
+#   9. scripts/fuzz.sh                        schemathesis against openapi.yaml
 # A failing check does not stop the later independent ones, so one run shows every
-# problem; the e2e suite is skipped when the build failed. Exits non-zero on any failure
-# and ends with a summary: each step's result, then the test counts.
+# problem; the e2e and browser suites are skipped when the build failed. Exits non-zero
+# on any failure and ends with a summary: each step's result, then the test counts.
 #
 #   E2E_CONCURRENCY=2          test files run at once (each starts its own wrangler dev)
 #   E2E_FILES="..."            run only these test files
-#   E2E_TEST_TIMEOUT_MS=300000 per-test time limit
+#   E2E_TEST_TIMEOUT_MS=300000 per-test time limit (e2e and browser tests)
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -64,18 +66,29 @@ e2e_tests() {
     "${files[@]}" 2>&1 | tee "$logs/e2e.log"
 }
 
+browser_tests() {
+  SKIP_WASM_BUILD=1 node --test \
+    --test-concurrency=1 \
+    --test-reporter=spec \
+    --test-timeout="${E2E_TEST_TIMEOUT_MS:-300000}" \
+    tests/browser/*.test.mjs 2>&1 | tee "$logs/browser.log"
+}
+
 # Test counts: cargo prints "test result: ok. N passed; M failed; ..." per test binary,
 # node's spec reporter "ℹ pass N" / "ℹ fail N" once.
 count() {
-  local unit_pass unit_fail e2e_pass e2e_fail
+  local unit_pass unit_fail e2e_pass e2e_fail browser_pass browser_fail
   unit_pass=$(grep -a '^test result:' "$logs/unit.log" 2>/dev/null | grep -o '[0-9]\+ passed' | awk '{s+=$1} END {print s+0}')
   unit_fail=$(grep -a '^test result:' "$logs/unit.log" 2>/dev/null | grep -o '[0-9]\+ failed' | awk '{s+=$1} END {print s+0}')
   e2e_pass=$(grep -ao '^ℹ pass [0-9]\+' "$logs/e2e.log" 2>/dev/null | awk '{s+=$3} END {print s+0}')
   e2e_fail=$(grep -ao '^ℹ fail [0-9]\+' "$logs/e2e.log" 2>/dev/null | awk '{s+=$3} END {print s+0}')
+  browser_pass=$(grep -ao '^ℹ pass [0-9]\+' "$logs/browser.log" 2>/dev/null | awk '{s+=$3} END {print s+0}')
+  browser_fail=$(grep -ao '^ℹ fail [0-9]\+' "$logs/browser.log" 2>/dev/null | awk '{s+=$3} END {print s+0}')
   printf '  unit tests: %s passed, %s failed\n' "$unit_pass" "$unit_fail"
   printf '  e2e tests:  %s passed, %s failed\n' "$e2e_pass" "$e2e_fail"
-  total_pass=$((unit_pass + e2e_pass))
-  total_fail=$((unit_fail + e2e_fail))
+  printf '  browser tests: %s passed, %s failed\n' "$browser_pass" "$browser_fail"
+  total_pass=$((unit_pass + e2e_pass + browser_pass))
+  total_fail=$((unit_fail + e2e_fail + browser_fail))
 }
 
 summary() {
@@ -106,10 +119,14 @@ step unit-tests unit_tests
 # Always rebuild here (never reuse a stale build/ from an earlier source tree).
 if step wasm-build env -u SKIP_WASM_BUILD bash scripts/build.sh; then
   step e2e e2e_tests
+  # The live-view page in headless Chromium (tests/browser/page.mjs), against a fake
+  # server and against the real worker.
+  step browser browser_tests
   # Schema-driven fuzzing (schemathesis) against openapi.yaml, bounded examples.
   step fuzz env SKIP_WASM_BUILD=1 bash scripts/fuzz.sh
 else
   skip e2e "no wasm build"
+  skip browser "no wasm build"
   skip fuzz "no wasm build"
 fi
 

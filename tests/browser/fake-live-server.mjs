@@ -20,6 +20,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { decodeFrame, encodeFrame } from '../support/websocket-frames.mjs';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const PAGE = path.join(ROOT, 'src', 'page', 'index.html');
@@ -102,23 +103,8 @@ export function demoBodies() {
 // ---------------------------------------------------------------------------------------
 // RFC 6455 frames (server side)
 
-function frame(opcode, payload) {
-  const len = payload.length;
-  let head;
-  if (len < 126) head = Buffer.from([0x80 | opcode, len]);
-  else if (len < 65536) {
-    head = Buffer.alloc(4);
-    head[0] = 0x80 | opcode;
-    head[1] = 126;
-    head.writeUInt16BE(len, 2);
-  } else {
-    head = Buffer.alloc(10);
-    head[0] = 0x80 | opcode;
-    head[1] = 127;
-    head.writeBigUInt64BE(BigInt(len), 2);
-  }
-  return Buffer.concat([head, payload]);
-}
+/** A server frame (unmasked, as RFC 6455 requires of servers). */
+const frame = (opcode, payload) => encodeFrame(opcode, payload, { masked: false });
 
 /** One accepted socket: parses client frames, calls onText(string) per text message. */
 class Peer {
@@ -146,25 +132,10 @@ class Peer {
 
   parse(onText) {
     for (;;) {
-      const b = this.buf;
-      if (b.length < 2) return;
-      const fin = (b[0] & 0x80) !== 0, opcode = b[0] & 0x0f, masked = (b[1] & 0x80) !== 0;
-      let len = b[1] & 0x7f, off = 2;
-      if (len === 126) {
-        if (b.length < 4) return;
-        len = b.readUInt16BE(2);
-        off = 4;
-      } else if (len === 127) {
-        if (b.length < 10) return;
-        len = Number(b.readBigUInt64BE(2));
-        off = 10;
-      }
-      const maskOff = off;
-      if (masked) off += 4;
-      if (b.length < off + len) return;
-      const data = Buffer.from(b.subarray(off, off + len));
-      if (masked) for (let i = 0; i < len; i++) data[i] ^= b[maskOff + (i % 4)];
-      this.buf = b.subarray(off + len);
+      const f = decodeFrame(this.buf);
+      if (!f) return;
+      const { fin, opcode, data } = f;
+      this.buf = f.rest;
       if (opcode === 0x8) return this.close(1000);
       if (opcode === 0x9) this.write(frame(0xa, data));
       if (opcode === 0x1 || opcode === 0x0) {

@@ -173,6 +173,8 @@ async function answeredByThisWorker(logFile, from, nonce) {
  *   adminToken: the ADMIN_TOKEN var (default 'test-admin-token'); null starts the worker
  *               without one (operator routes answer 403)
  *   persistDir: reuse this --persist-to directory (restart tests); default a fresh temp dir
+ *   port:       listen on this port (a page reconnects to its own origin, so a worker
+ *               restarted for it must come back on the same port; see downPort())
  *   hangUps:    put the hang-up stand-in in front (tests/support/hang-up/worker.mjs): a
  *               request with `x-test-hang-up-after-ms: N` is cancelled inside workerd
  *               after N ms, as Cloudflare cancels one whose client disconnected; the
@@ -185,7 +187,7 @@ async function answeredByThisWorker(logFile, from, nonce) {
  * process group's (wrangler's). On a start failure the log tail is printed and the error
  * thrown.
  */
-export async function startWorker({ vars = {}, adminToken = ADMIN_TOKEN, persistDir, hangUps = false } = {}) {
+export async function startWorker({ vars = {}, adminToken = ADMIN_TOKEN, persistDir, hangUps = false, port: fixedPort } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sched-e2e-'));
   tempDirs.push(dir);
   const allVars = { ...vars };
@@ -199,9 +201,13 @@ export async function startWorker({ vars = {}, adminToken = ADMIN_TOKEN, persist
   const logFile = path.join(dir, 'wrangler.log');
 
   let lastError;
-  // A port picked by freePort() can be taken by a parallel test in between: retry.
-  for (let attempt = 1; attempt <= 5; attempt++) {
-    const port = await freePort();
+  // A port picked by freePort() can be taken by a parallel test in between: retry with
+  // another. A fixed port (a restart on the same port) may still be held for a moment
+  // by the worker just killed: retry it for about 15 s.
+  const attempts = fixedPort ? 30 : 5;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    if (attempt > 1 && fixedPort) await sleep(500);
+    const port = fixedPort ?? (await freePort());
     const inspectorPort = await freePort();
     const args = [
       'dev',
