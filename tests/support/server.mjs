@@ -118,23 +118,21 @@ export function workerLogFile(url) {
 function testConfig(dir, vars) {
   const lines = fs.readFileSync(path.join(ROOT, 'wrangler.toml'), 'utf8').split('\n');
   const out = [];
-  let section = '';
+  let inBuild = false;
   for (const line of lines) {
     const header = line.match(/^\s*\[\[?([^\]]+)\]\]?\s*$/);
-    if (header) section = header[1].trim();
-    if (section === 'build') continue;
-    // The vars go into the file (not --var): with two configs, wrangler dev gives
-    // --var to the first worker only, and the scheduler is then the second.
-    const key = line.match(/^([A-Z_]+)\s*=/)?.[1];
-    if (section === 'vars' && key && key in vars) continue;
+    if (header) inBuild = header[1].trim() === 'build';
+    if (inBuild) continue;
     const main = line.match(/^main\s*=\s*"([^"]+)"/);
     out.push(main ? `main = ${JSON.stringify(path.join(ROOT, main[1]))}` : line);
-    if (header && section === 'vars') {
-      for (const [k, v] of Object.entries(vars)) out.push(`${k} = ${JSON.stringify(String(v))}`);
-    }
   }
   const file = path.join(dir, 'wrangler.toml');
   fs.writeFileSync(file, out.join('\n'));
+  // The vars go into a .dev.vars beside it, not --var: with two configs (hangUps),
+  // wrangler dev gives --var to the first worker only, and the scheduler is the second.
+  // wrangler reads .dev.vars as secrets, so it never prints their values in the log.
+  const dotenv = Object.entries(vars).map(([k, v]) => `${k}=${JSON.stringify(String(v))}`);
+  fs.writeFileSync(path.join(dir, '.dev.vars'), dotenv.join('\n') + '\n');
   return file;
 }
 
