@@ -19,6 +19,7 @@ pub mod json;
 pub mod lists;
 pub mod live;
 pub mod outbox;
+pub mod page;
 pub mod protocol;
 pub mod providers;
 pub mod routes;

@@ -48,6 +48,10 @@ impl ProviderRules for Dreamina {
         "dreamina"
     }
 
+    fn title(&self) -> &'static str {
+        "Dreamina"
+    }
+
     fn public_path(&self) -> &'static str {
         "/v1/dreamina/scheduler"
     }

@@ -20,6 +20,10 @@ impl ProviderRules for Kling {
         "kling"
     }
 
+    fn title(&self) -> &'static str {
+        "Kling"
+    }
+
     fn public_path(&self) -> &'static str {
         "/v1/kling/scheduler"
     }

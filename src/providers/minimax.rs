@@ -27,6 +27,10 @@ impl ProviderRules for MiniMax {
         "minimax"
     }
 
+    fn title(&self) -> &'static str {
+        "MiniMax"
+    }
+
     fn public_path(&self) -> &'static str {
         "/v1/minimax/scheduler"
     }

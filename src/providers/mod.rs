@@ -54,6 +54,8 @@ pub enum PathId {
 pub trait ProviderRules: Sync {
     /// The name in operator paths and object names, e.g. `kling`.
     fn name(&self) -> &'static str;
+    /// The name people read, e.g. `MiniMax` (the live page's headings).
+    fn title(&self) -> &'static str;
     /// The public scheduler path, e.g. `/v1/kling/scheduler`.
     fn public_path(&self) -> &'static str;
     /// The shape of this provider's public errors.

@@ -18,6 +18,10 @@ impl ProviderRules for PixVerse {
         "pixverse"
     }
 
+    fn title(&self) -> &'static str {
+        "PixVerse"
+    }
+
     fn public_path(&self) -> &'static str {
         "/v2/pixverse/scheduler"
     }

@@ -15,6 +15,10 @@ impl ProviderRules for RunwayMl {
         "runwayml"
     }
 
+    fn title(&self) -> &'static str {
+        "RunwayML"
+    }
+
     fn public_path(&self) -> &'static str {
         "/v1/runwayml/scheduler"
     }

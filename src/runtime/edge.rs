@@ -56,7 +56,7 @@ pub fn route(req: &web_sys::Request) -> Handling {
         }
     };
     match route {
-        Route::Page => Handling::Now(http::html(PAGE_HTML)),
+        Route::Page => Handling::Now(http::html(&crate::page::with_providers(PAGE_HTML))),
         Route::OpenApi => Handling::Now(http::json(200, OPENAPI_JSON, Audience::Public)),
         Route::Preflight => Handling::Now(http::preflight()),
         route => Handling::Later(route, url),
