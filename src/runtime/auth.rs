@@ -24,6 +24,40 @@ pub fn header(req: &web_sys::Request, name: &str) -> Option<String> {
     req.headers().get(name).ok().flatten()
 }
 
+/// A public request's token, as far as this isolate can tell without an await.
+pub enum Presented {
+    /// Verified here a moment ago.
+    Known(UserId),
+    /// Its KV key (`token:<digest>`): KV must say.
+    Unverified(String),
+    /// No usable `Authorization` header.
+    Missing,
+}
+
+/// What a request presents; no I/O.
+pub fn presented(req: &web_sys::Request) -> Presented {
+    let header = header(req, "authorization");
+    let Some(token) = bearer_token(header.as_deref()) else {
+        return Presented::Missing;
+    };
+    let key = kv_key(token);
+    let cached = VERIFIED.with(|cache| cache.borrow().get(&key, now_ms()).map(str::to_owned));
+    match cached.and_then(|user| UserId::parse(&user).ok()) {
+        Some(user) => Presented::Known(user),
+        None => Presented::Unverified(key),
+    }
+}
+
+/// Notes that KV knows `key` as `user`'s token (this isolate trusts it for a while).
+pub fn remember(key: String, user: &str) {
+    VERIFIED.with(|cache| cache.borrow_mut().put(key, user.to_owned(), now_ms()));
+}
+
+/// The 429 of a client past its failed-authentication limit.
+pub fn throttled_error() -> ApiError {
+    throttled()
+}
+
 /// The user a request's bearer token belongs to.
 ///
 /// KV is eventually consistent: a token revoked at one location can still be

@@ -7,6 +7,9 @@
 //! authenticated, the user; never a token or unauthenticated text.
 
 use js_sys::JsString;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::future_to_promise;
 use worker::worker_sys::web_sys;
 use worker::Env;
 
@@ -20,9 +23,13 @@ use crate::routes::{match_route, OperatorOp, PublicOp, Route};
 use crate::time::parse_iso8601;
 use crate::tokens::{kv_key, token_from_random};
 
+use super::auth::Presented;
 use super::http::{self, Audience, MAX_BODY_BYTES};
 use super::js::{self, BodyError, Namespace};
-use super::{auth, now_ms, random_bytes, DIRECTORY_BINDING, LIVE_BINDING, TOKENS_BINDING};
+use super::{
+    auth, now_ms, random_bytes, AUTH_LIMITER_BINDING, DIRECTORY_BINDING, LIVE_BINDING,
+    TOKENS_BINDING,
+};
 
 /// The OpenAPI document (`openapi.yaml`, turned into JSON by build.rs).
 const OPENAPI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
@@ -89,6 +96,102 @@ fn path_of(url: &str) -> &str {
 
 // ---------------------------------------------------------------------------------
 // Public routes: the user's own token
+
+/// The directory's question for a public read (a list or `available`); `None` for
+/// the other public routes.
+pub fn read_op(op: &PublicOp, now: i64) -> Option<DirectoryOp> {
+    match op {
+        PublicOp::List => Some(DirectoryOp::List { now_ms: now }),
+        PublicOp::Available => Some(DirectoryOp::Available { now_ms: now }),
+        _ => None,
+    }
+}
+
+/// A public list or `available`: the hot path, a GET without a body. A token this
+/// isolate verified lately goes straight to the directory. Any other is checked by
+/// `authenticate` in JavaScript, which answers a refusal itself (the 401 path never
+/// waits in wasm) and hands a known user's request back to [`resume`].
+pub fn read_public(
+    req: &web_sys::Request,
+    env: Env,
+    provider: Provider,
+    op: DirectoryOp,
+) -> JsValue {
+    match auth::presented(req) {
+        Presented::Known(user) => {
+            future_to_promise(async move { Ok(read_as(&env, provider, &user, op).await.into()) })
+                .into()
+        }
+        Presented::Unverified(key) => authenticate(req, &env, provider, &key),
+        Presented::Missing => authenticate(req, &env, provider, ""),
+    }
+}
+
+thread_local! {
+    /// Where `authenticate` hands a request back once KV knows its token: one closure
+    /// for the isolate's life, never one per request.
+    static RESUME: Closure<dyn Fn(web_sys::Request, JsValue, String, String) -> JsValue> =
+        Closure::new(resume);
+    /// The 401 and 429 bodies of each error style, made into JS strings once.
+    static REFUSALS: [(JsValue, JsValue); 2] = [ErrorStyle::Plain, ErrorStyle::Coded].map(|style| {
+        (
+            JsValue::from_str(&ApiError::Unauthorized.body(style)),
+            JsValue::from_str(&auth::throttled_error().body(style)),
+        )
+    });
+}
+
+fn authenticate(req: &web_sys::Request, env: &Env, provider: Provider, key: &str) -> JsValue {
+    let plain = provider.error_style() == ErrorStyle::Plain;
+    REFUSALS
+        .with(|refusals| {
+            let (refused, throttled) = &refusals[usize::from(!plain)];
+            RESUME.with(|resume| {
+                js::authenticate(
+                    req,
+                    env.as_ref(),
+                    &js::binding(env, TOKENS_BINDING),
+                    &js::binding(env, AUTH_LIMITER_BINDING),
+                    key,
+                    refused,
+                    throttled,
+                    resume.as_ref().unchecked_ref(),
+                )
+            })
+        })
+        .into()
+}
+
+/// A public read whose token KV just confirmed as `user`'s.
+fn resume(req: web_sys::Request, env: JsValue, user: String, key: String) -> JsValue {
+    let env: Env = env.unchecked_into();
+    let (provider, op) = match route(&req) {
+        Handling::Later(Route::Public { provider, op }, _) => (provider, op),
+        _ => return internal_public("a resumed request is no public read", ErrorStyle::Coded),
+    };
+    let (Ok(user), Some(op)) = (UserId::parse(&user), read_op(&op, now_ms())) else {
+        return internal_public("token record names an invalid user", provider.error_style());
+    };
+    auth::remember(key, user.as_str());
+    future_to_promise(async move { Ok(read_as(&env, provider, &user, op).await.into()) }).into()
+}
+
+fn internal_public(what: &str, style: ErrorStyle) -> JsValue {
+    http::error(&ApiError::internal(what), style, Audience::Public).into()
+}
+
+/// A public read for an authenticated user: one call to their directory.
+async fn read_as(
+    env: &Env,
+    provider: Provider,
+    user: &UserId,
+    op: DirectoryOp,
+) -> web_sys::Response {
+    match ask_directory(env, provider, user, op).await {
+        Ok(answer) => js::respond(&answer, true),
+        Err(e) => http::error(&e, provider.error_style(), Audience::Public),
+    }
+}
 
 async fn public(
     req: &web_sys::Request,

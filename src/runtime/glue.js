@@ -82,13 +82,34 @@ export async function userOfKey(request, tokens, limiter, key) {
   return throttle(request, limiter);
 }
 
+// The authentication of a public read whose token this isolate has not verified yet:
+// the KV read and, for a token KV does not know (or no token: key ""), the throttling
+// count. A refused request is answered here with the bodies wasm gave (the provider's
+// error shape), so the path of every 401 never waits in wasm; a known token's request
+// goes on in wasm: `resume(request, env, user, key)`.
+export async function authenticate(request, env, tokens, limiter, key, refused, throttled, resume) {
+  const check = key ? await userOfKey(request, tokens, limiter, key) : await throttle(request, limiter);
+  if (check[0] === "=") return resume(request, env, check.slice(1), key);
+  const over = check === "throttled";
+  return new Response(over ? throttled : refused, {
+    status: over ? 429 : 401,
+    headers: { "content-type": "application/json", "access-control-allow-origin": "*" },
+  });
+}
+
 // A failed authentication without a KV read (no usable Authorization header).
 export function refuse(request, limiter) {
   return throttle(request, limiter);
 }
 
-// A response in one call: status, body (null for none) and [name, value] headers.
-export function makeResponse(status, body, headers) {
+// A response in one call: status, body (null for none) and the headers as one string,
+// names and values on alternate lines (values never hold a line break).
+export function makeResponse(status, body, headerLines) {
+  const headers = new Headers();
+  if (headerLines) {
+    const lines = headerLines.split("\n");
+    for (let i = 0; i + 1 < lines.length; i += 2) headers.set(lines[i], lines[i + 1]);
+  }
   return new Response(body, { status, headers });
 }
 

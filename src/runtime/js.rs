@@ -31,6 +31,17 @@ extern "C" {
     fn kv_delete(namespace: &JsValue, key: &str) -> Promise;
     #[wasm_bindgen(js_name = withinLimit)]
     fn within_limit(limiter: &JsValue, key: &str) -> Promise;
+    #[wasm_bindgen(js_name = authenticate)]
+    pub fn authenticate(
+        request: &web_sys::Request,
+        env: &JsValue,
+        tokens: &JsValue,
+        limiter: &JsValue,
+        key: &str,
+        refused: &JsValue,
+        throttled: &JsValue,
+        resume: &js_sys::Function,
+    ) -> Promise;
     #[wasm_bindgen(js_name = userOfKey)]
     fn user_of_key(
         request: &web_sys::Request,
@@ -41,7 +52,7 @@ extern "C" {
     #[wasm_bindgen(js_name = refuse)]
     fn refuse(request: &web_sys::Request, limiter: &JsValue) -> Promise;
     #[wasm_bindgen(js_name = makeResponse)]
-    fn make_response(status: u16, body: Option<&str>, headers: &Array) -> web_sys::Response;
+    fn make_response(status: u16, body: Option<&str>, headers: &str) -> web_sys::Response;
     #[wasm_bindgen(js_name = answerStatus)]
     pub fn answer_status(answer: &JsString) -> u16;
     #[wasm_bindgen(js_name = answerBody)]
@@ -82,7 +93,7 @@ async fn resolve(promise: Promise) -> Result<JsValue, CallFailed> {
 pub struct Namespace(JsValue);
 
 impl Namespace {
-    pub fn from_env(env: &worker::Env, name: &str) -> Namespace {
+    pub fn from_env(env: &worker::Env, name: &'static str) -> Namespace {
         Namespace(binding(env, name))
     }
 
@@ -155,9 +166,26 @@ impl Namespace {
     }
 }
 
-/// A binding of the environment (a KV namespace, a rate limiter, …).
-pub fn binding(env: &worker::Env, name: &str) -> JsValue {
-    js_sys::Reflect::get(env, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
+thread_local! {
+    /// Binding names already made into JS strings (a handful, for the isolate's life).
+    static NAMES: std::cell::RefCell<Vec<(&'static str, JsValue)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A binding of the environment (a KV namespace, a rate limiter, …). Its name becomes
+/// a JS string once per isolate, not on every request.
+pub fn binding(env: &worker::Env, name: &'static str) -> JsValue {
+    NAMES.with(|names| {
+        let mut names = names.borrow_mut();
+        let key = match names.iter().find(|(n, _)| *n == name) {
+            Some((_, key)) => key.clone(),
+            None => {
+                let key = JsValue::from_str(name);
+                names.push((name, key.clone()));
+                key
+            }
+        };
+        js_sys::Reflect::get(env, &key).unwrap_or(JsValue::UNDEFINED)
+    })
 }
 
 /// Workers KV: the text under `key`, if any.
@@ -220,11 +248,18 @@ pub async fn refuse_token(request: &web_sys::Request, limiter: &JsValue) -> Toke
 
 /// A response with a status, an optional body and headers, built in one call.
 pub fn response(status: u16, body: Option<&str>, headers: &[(&str, &str)]) -> web_sys::Response {
-    let pairs: Array = headers
-        .iter()
-        .map(|(name, value)| Array::of2(&JsValue::from_str(name), &JsValue::from_str(value)))
-        .collect();
-    make_response(status, body, &pairs)
+    // One string for all the headers (names and values on alternate lines): one
+    // crossing, where a JS array of pairs took two per header and one per value.
+    let mut lines = String::new();
+    for (i, (name, value)) in headers.iter().enumerate() {
+        if i > 0 {
+            lines.push('\n');
+        }
+        lines.push_str(name);
+        lines.push('\n');
+        lines.push_str(value);
+    }
+    make_response(status, body, &lines)
 }
 
 /// The body of an answer, copied into wasm (only for the rare answers wasm reads).

@@ -25,6 +25,8 @@ use wasm_bindgen::prelude::*;
 use worker::worker_sys::web_sys;
 use worker::{event, Env};
 
+use crate::routes::Route;
+
 /// Binding names (wrangler.toml).
 pub const ACCOUNTS_BINDING: &str = "ACCOUNTS";
 pub const DIRECTORY_BINDING: &str = "DIRECTORY";
@@ -47,8 +49,14 @@ pub fn fetch(req: web_sys::Request, env: Env, _ctx: JsValue) -> JsValue {
     // it (js::finish_body says why). GETs, the hot path, carry none.
     let may_have_body = !matches!(req.method().as_str(), "GET" | "HEAD" | "OPTIONS");
     let handling = edge::route(&req);
-    if let (edge::Handling::Now(response), false) = (&handling, may_have_body) {
-        return response.into();
+    match (&handling, may_have_body) {
+        (edge::Handling::Now(response), false) => return response.into(),
+        (edge::Handling::Later(Route::Public { provider, op }, _), false) => {
+            if let Some(op) = edge::read_op(op, now_ms()) {
+                return edge::read_public(&req, env, *provider, op);
+            }
+        }
+        _ => {}
     }
     wasm_bindgen_futures::future_to_promise(async move {
         let response = match handling {
