@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Load test with invariants against the real worker under `wrangler dev` (issue 5):
-#   1. tests/load/load.mjs    concurrent users reading and writing; invariants checked
+#   1. tests/load/load.mjs    concurrent users reading and writing jobs of all five
+#                             providers (tests/load/providers.mjs); invariants checked
 #                             during and after the run (capacity, conservation, webhooks,
 #                             no 5xx)
 #   2. tests/load/faults.mjs  the same load with the local server SIGKILLed and restarted

@@ -1,6 +1,8 @@
 // A short, bounded run of the load test (tests/load/load.mjs) in the e2e suite: a few
-// users reading and writing at once, with one SIGKILL of the local server and a restart
-// on the same persist dir in the middle, while registrations wait for a slot. Every
+// users reading and writing jobs of all five providers at once (tests/load/providers.mjs),
+// with one SIGKILL of the local server and a restart on the same persist dir in the
+// middle, while registrations wait for a slot. Jobs of every provider must have been
+// registered and completed, and MiniMax image jobs (which take no slot) admitted. Every
 // invariant of the load test must hold: capacity (never over maxJobs, also with pauses),
 // conservation (every 201 is listed, completed or cancelled; lost answers reconciled),
 // webhooks (one delivered event id per completion with a replyUrl, none unexpected), no
@@ -11,7 +13,9 @@
 // full-size run is `bash scripts/load.sh`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { normalise } from '../load/invariants.mjs';
 import { printReport, runLoad } from '../load/load.mjs';
+import { PROVIDER_NAMES, PROVIDERS } from '../load/providers.mjs';
 import { pub } from '../support/client.mjs';
 import { registerJob, setupUser } from '../support/fixtures.mjs';
 import { startWorker } from '../support/server.mjs';
@@ -19,7 +23,7 @@ import { startWorker } from '../support/server.mjs';
 test('load with one kill/restart while registrations wait: every invariant holds', { timeout: 150_000 }, async (t) => {
   const report = await runLoad({
     users: 3,
-    requests: 80,
+    requests: 120, // five providers share them: each gets a fifth
     concurrency: 3,
     kills: 1,
     raceRate: 0, // the same-id race has its own test below
@@ -32,11 +36,16 @@ test('load with one kill/restart while registrations wait: every invariant holds
     progress: false,
   });
   const text = printReport(report, { title: 'e2e load' });
-  t.diagnostic(text.split('\n').slice(0, 13).join(' | '));
+  t.diagnostic(text.split('\n').slice(0, 15).join(' | '));
   const { stats } = report;
   assert.equal(report.faults.length, 1, 'one fault injected');
   assert.ok(report.faults[0].waitersInflightAtKill >= 1, `the kill found no waiting registration in flight: ${JSON.stringify(report.faults[0])}`);
   assert.ok(stats.registered > 20, `registered ${stats.registered}`);
+  for (const p of PROVIDER_NAMES) {
+    const c = stats.byProvider[p];
+    assert.ok(c.registered >= 1 && c.completed >= 1, `${p}: ${JSON.stringify(c)}`);
+  }
+  assert.ok(stats.images.admitted >= 1, `no MiniMax image job was admitted: ${JSON.stringify(stats.images)}`);
   // Each new kind of operation happened.
   assert.ok(stats.waiting.sent >= 10 && stats.waiting.admitted >= 5, `waiting: ${JSON.stringify(stats.waiting)}`);
   assert.ok(stats.waiting.aborted >= 1, `no waiter was given up by its client: ${JSON.stringify(stats.waiting)}`);
@@ -48,30 +57,31 @@ test('load with one kill/restart while registrations wait: every invariant holds
 });
 
 // Two registrations of one new job id sent at once, naming two different accounts (a
-// gateway retrying while its first attempt is still in flight). The contract: 409 when
-// the job id is already executing for the user, so exactly one of them may be admitted.
+// gateway retrying while its first attempt is still in flight), for every provider. The
+// contract: 409 when the job id is already executing for the user, so exactly one of
+// them may be admitted (MiniMax image jobs, which take no slot, included).
 test('concurrent registrations of one id on two accounts admit exactly one', { timeout: 60_000 }, async (t) => {
   const w = await startWorker();
   t.after(() => w.stop());
-  const { user, token } = await setupUser(w.url, {
-    kling: { 'a@x.com': 20, 'b@x.com': 20 },
-    dreamina: { 'US:a@x.com': 20, 'EU:b@x.com': 20 },
-  });
+  const accounts = Object.fromEntries(
+    PROVIDER_NAMES.map((p) => {
+      const { accounts: names, maxJobsLimit } = PROVIDERS[p];
+      return [p, { [names[0]]: Math.min(20, maxJobsLimit), [names[1]]: Math.min(20, maxJobsLimit) }];
+    }),
+  );
+  const { user, token } = await setupUser(w.url, accounts);
   const doubles = [];
-  for (let i = 1; i <= 8; i++) {
-    const k = await Promise.all([
-      registerJob(w.url, user, 'kling', { id: i, email: 'a@x.com' }),
-      registerJob(w.url, user, 'kling', { id: i, email: 'b@x.com' }),
-    ]);
-    if (k.filter((r) => r.status === 201).length !== 1) doubles.push(`kling ${i}: ${k.map((r) => r.status)}`);
-    const d = await Promise.all([
-      registerJob(w.url, user, 'dreamina', { jobid: `j${i}`, submitId: 's', model: 'm', account: 'US:a@x.com' }),
-      registerJob(w.url, user, 'dreamina', { jobid: `j${i}`, submitId: 's', model: 'm', account: 'EU:b@x.com' }),
-    ]);
-    if (d.filter((r) => r.status === 201).length !== 1) doubles.push(`dreamina j${i}: ${d.map((r) => r.status)}`);
+  for (const p of PROVIDER_NAMES) {
+    const { accounts: names, accountKey, body, newJob } = PROVIDERS[p];
+    for (let i = 1; i <= 8; i++) {
+      // Alternate the random choices (MiniMax image or video, PixVerse's type).
+      const job = newJob(i, 'race', () => (i % 2 ? 0.1 : 0.9));
+      if (job.id === undefined) job.id = `j${i}`; // a Dreamina job names its jobid: the race is about one id
+      const rs = await Promise.all(names.slice(0, 2).map((a) => registerJob(w.url, user, p, { ...body(job), [accountKey]: a })));
+      if (rs.filter((r) => r.status === 201).length !== 1) doubles.push(`${p} ${job.id}: ${rs.map((r) => r.status)}`);
+    }
+    const listed = normalise(p, (await pub(w.url, token, 'GET', PROVIDERS[p].path)).json).jobs.map((j) => j.key);
+    assert.equal(new Set(listed).size, listed.length, `${p}: an id listed twice: ${listed}`);
   }
-  const kl = (await pub(w.url, token, 'GET', '/v1/kling/scheduler')).json;
-  const ids = kl.map((j) => j.id);
-  assert.deepEqual(doubles, [], `same id admitted twice (listed ${ids.length} Kling jobs, ${new Set(ids).size} distinct ids)`);
-  assert.equal(new Set(ids).size, ids.length, 'no id listed twice');
+  assert.deepEqual(doubles, [], 'same id admitted twice');
 });

@@ -4,7 +4,12 @@
 //
 //   (a) capacity: no account ever shows more executing jobs than its maxJobs, in any
 //       operator account list or public list sampled during the run (checkList,
-//       checkAccountRows);
+//       checkAccountRows). Only jobs that take a slot count: not MiniMax image jobs,
+//       which are admitted whenever an account they may use is not paused
+//       (operations.mjs rejected429).
+//       The family's public items do not tell their account: there the rows' executing
+//       must add up to the listed jobs, and the per-account counts come from the
+//       operator's jobs list;
 //   (b) conservation: every registered job (201) is exactly one of still listed,
 //       completed (200) or cancelled (204) (or expired, for the back-dated ones); none
 //       lost, none listed twice, no list shows a job this user never registered, a
@@ -38,7 +43,7 @@
 // ledger, target.
 
 import { sleep } from '../support/server.mjs';
-import { PROVIDERS } from './ledger.mjs';
+import { PROVIDER_NAMES, PROVIDERS } from './providers.mjs';
 
 /** The record of broken invariants: the first 500 in full, every one counted by kind. */
 export class Violations {
@@ -67,31 +72,31 @@ export class Violations {
  */
 export const ABORT_MARGIN_MS = 250;
 
-/** Normalises the operator's jobs list (GET …/jobs): { jobs: [{key, id, account, started?, progress?, lastProgress?}] } */
+/** One list item, normalised: { key, id, kind, account, started, counts }. */
+function item(p, it, account) {
+  const ids = PROVIDERS[p].ids(it);
+  return { ...ids, account, started: it.started, counts: PROVIDERS[p].takesSlot(ids.kind) };
+}
+
+/**
+ * Normalises the operator's jobs list (GET …/jobs), whose items add `account` (and
+ * progress) to the public ones: { jobs: [{...item, progress?, lastProgress?}] }
+ */
 export function normaliseJobs(p, json) {
-  const jobs = [];
-  for (const it of Array.isArray(json) ? json : []) {
-    const extra = { account: it.account, progress: it.progress, lastProgress: it.lastProgress };
-    if (p === 'kling') jobs.push({ key: String(it.id), id: it.id, started: it.started, ...extra });
-    else jobs.push({ key: it.submitId, id: it.jobid, ...extra });
-  }
+  const jobs = (Array.isArray(json) ? json : []).map((it) => ({ ...item(p, it, it.account), progress: it.progress, lastProgress: it.lastProgress }));
   return { jobs, rows: undefined };
 }
 
-/** Normalises a public list/available answer: { jobs: [{key, id, account, started}], rows? } */
+/**
+ * Normalises a public list/available answer: { jobs: [item], rows? }. An item's account
+ * is undefined where the provider's items do not tell it (providers.mjs itemsNameAccount).
+ */
 export function normalise(p, json) {
-  const jobs = [];
-  let rows;
-  if (p === 'kling') {
-    const list = Array.isArray(json) ? json : json?.executing;
-    for (const it of list || []) jobs.push({ key: String(it.id), id: it.id, account: it.email, started: it.started });
-    if (!Array.isArray(json)) rows = json?.available?.map((r) => ({ account: r.email, ...r }));
-  } else {
-    for (const [account, items] of Object.entries(json?.executing || {})) {
-      for (const it of items) jobs.push({ key: it.submitId, id: it.jobid, account });
-    }
-    rows = json?.available;
-  }
+  const { grouped, accountKey } = PROVIDERS[p];
+  const jobs = grouped
+    ? Object.entries(json?.executing || {}).flatMap(([account, items]) => items.map((it) => item(p, it, account)))
+    : (Array.isArray(json) ? json : json?.executing || []).map((it) => item(p, it, it[accountKey]));
+  const rows = Array.isArray(json) ? undefined : json?.available?.map((r) => ({ account: r[accountKey], ...r }));
   return { jobs, rows };
 }
 
@@ -108,11 +113,9 @@ export function checkAdmission(run, u, job, r) {
     violation('admitted on paused account', `${job.provider} ${job.key} admitted on ${body.account}, paused for the whole request (+${r.t0 - run.started}..+${r.t1 - run.started} ms)`);
   }
   if (job.account && body.account !== job.account) violation('bad 201', `${job.key}: named ${job.account}, admitted on ${body.account}`);
-  if (job.provider === 'kling') {
-    if (body.id !== job.id) violation('bad 201', `kling 201 id ${body.id}, sent ${job.id}`);
-  } else {
-    if (body.submitId !== job.key) violation('bad 201', `dreamina 201 submitId ${body.submitId}, sent ${job.key}`);
-    if (job.id && body.jobid !== job.id) violation('bad 201', `dreamina 201 jobid ${body.jobid}, sent ${job.id}`);
+  const got = PROVIDERS[job.provider].ids(body);
+  if (got.key !== job.key || (job.id !== undefined && got.id !== job.id) || got.kind !== job.kind) {
+    violation('bad 201', `${job.provider} 201 ${r.text}: sent key ${job.key}, id ${job.id}, kind ${job.kind}`);
   }
 }
 
@@ -121,6 +124,8 @@ export function checkCompletionAnswer(run, job, status, r) {
   const { violation } = run;
   const p = job.provider;
   const j = r.json || {};
+  const got = PROVIDERS[p].ids(j); // the id members (a Dreamina answer has no submitId)
+  if (String(got.id) !== String(job.id) || got.kind !== job.kind) violation('complete', `complete ${p} ${job.id} (${job.kind}) -> ${r.text}`);
   if (j.account !== job.account) violation('complete', `complete ${p} ${job.id}: account ${j.account}, admitted on ${job.account}`);
   if (j.status !== status) violation('complete', `complete ${p} ${job.id}: status ${j.status}, sent ${status}`);
   if (job.replyUrl && !j.webhookId) violation('webhook', `complete ${p} ${job.id} with a replyUrl answered without webhookId: ${r.text}`);
@@ -131,18 +136,23 @@ export function checkCompletionAnswer(run, job, status, r) {
 // (a) and (b) during the run: every list read
 
 /**
- * Checks one public list read `r` (made in [r.t0, r.t1]) for user u, provider p against
- * the ledger. Returns the listed jobs: a Map key -> account.
+ * Checks one list read `r` (made in [r.t0, r.t1]) for user u, provider p against the
+ * ledger. Where the items do not tell their account (the family's public lists), the
+ * per-account checks fall back to the totals. Returns the listed jobs: a Map key ->
+ * account (undefined where not told).
  */
 export function checkList(run, u, p, what, r, json, norm = normalise(p, json)) {
   const { violation, stats, started, ledger } = run;
   const { jobs: items, rows } = norm;
   const cfg = u.accounts[p];
-  const perAccount = {};
+  const accountsTold = items.every((it) => it.account !== undefined);
+  const perAccount = {}; // account -> jobs listed on it that take a slot
   const seen = new Map();
   for (const it of items) {
-    perAccount[it.account] = (perAccount[it.account] || 0) + 1;
-    if (!(it.account in cfg)) violation('isolation', `${what} of ${u.user} lists account ${it.account}, not one of the user's`);
+    if (it.account !== undefined) {
+      if (it.counts) perAccount[it.account] = (perAccount[it.account] || 0) + 1;
+      if (!(it.account in cfg)) violation('isolation', `${what} of ${u.user} lists account ${it.account}, not one of the user's`);
+    }
     if (seen.has(it.key) && !u.jobs[p].get(it.key)?.doubled) violation('duplicate in list', `${what} of ${u.user} lists ${p} job ${it.key} twice (${seen.get(it.key)} and ${it.account})`);
     seen.set(it.key, it.account);
     const job = u.jobs[p].get(it.key);
@@ -171,7 +181,8 @@ export function checkList(run, u, p, what, r, json, norm = normalise(p, json)) {
     if (job.id !== undefined && job.regAckAt !== undefined && String(job.id) !== String(it.id)) {
       violation('wrong job', `${what}: ${p} ${it.key} listed as ${it.id}, registered as ${job.id}`);
     }
-    if (job.account && job.regAckAt !== undefined && job.account !== it.account) {
+    if (it.kind !== job.kind) violation('wrong job', `${what}: ${p} ${it.key} listed as a ${it.kind} job, registered as ${job.kind}`);
+    if (job.account && it.account !== undefined && job.regAckAt !== undefined && job.account !== it.account) {
       violation('wrong job', `${what}: ${p} ${it.key} listed on ${it.account}, admitted on ${job.account}`);
     }
     if ((job.state === 'rejected' || job.state === 'not-landed') && job.regAckAt === undefined && job.rejectedAt < r.t0) {
@@ -195,7 +206,7 @@ export function checkList(run, u, p, what, r, json, norm = normalise(p, json)) {
     stats.peakExecuting = Math.max(stats.peakExecuting, n);
     if (n > cfg[account]) violation('over maxJobs', `${what} of ${u.user}: ${account} has ${n} executing, maxJobs ${cfg[account]}`);
   }
-  if (p === 'kling') {
+  if (PROVIDERS[p].timed) {
     for (let i = 1; i < items.length; i++) {
       if (items[i - 1].started > items[i].started) {
         violation('order', `${what} of ${u.user}: not oldest first at ${i}`);
@@ -203,8 +214,13 @@ export function checkList(run, u, p, what, r, json, norm = normalise(p, json)) {
       }
     }
   }
-  if (p === 'dreamina' && json && !Array.isArray(json) && json.total !== items.length) {
+  if (PROVIDERS[p].grouped && json && !Array.isArray(json) && json.total !== items.length) {
     violation('total', `${what} of ${u.user}: total ${json.total}, ${items.length} items`);
+  }
+  if (rows && !accountsTold) {
+    const executing = rows.reduce((sum, row) => sum + row.executing, 0);
+    const listed = items.filter((it) => it.counts).length;
+    if (executing !== listed) violation('available', `${what} of ${u.user}: the rows' executing add up to ${executing}, ${listed} listed jobs take a slot`);
   }
   if (rows) {
     const names = rows.map((x) => x.account);
@@ -216,7 +232,7 @@ export function checkList(run, u, p, what, r, json, norm = normalise(p, json)) {
       const n = perAccount[row.account] || 0;
       if (row.executing > row.maxJobs) violation('over maxJobs', `${what} of ${u.user}: ${row.account} executing ${row.executing} > maxJobs ${row.maxJobs}`);
       if (row.maxJobs !== cfg[row.account]) violation('available', `${what}: ${row.account} maxJobs ${row.maxJobs}, configured ${cfg[row.account]}`);
-      if (row.executing !== n) violation('available', `${what}: ${row.account} executing ${row.executing} but ${n} listed`);
+      if (accountsTold && row.executing !== n) violation('available', `${what}: ${row.account} executing ${row.executing} but ${n} listed`);
       // (f) a paused account has no room; reads racing a pause or resume may show either.
       const free = Math.max(0, row.maxJobs - row.executing);
       const may = ledger.mayBePaused(u, p, row.account, r.t0, r.t1);
@@ -302,7 +318,7 @@ export async function awaitDrain(run) {
     });
     pendingRows = [];
     for (const u of ledger.users) {
-      for (const p of PROVIDERS) {
+      for (const p of PROVIDER_NAMES) {
         const r = await target.admin('GET', `/admin/v1/users/${u.user}/${p}/webhooks`, undefined, { label: 'list_webhooks', phase: 'final', bypassGate: true });
         if (r.status === 200) pendingRows.push(...r.json);
         else violation('read', `GET webhooks of ${u.user}/${p} -> ${r.status} ${r.text}`);
@@ -346,6 +362,7 @@ export function checkConservation(run, finalLists) {
         case 'expiring':
         case 'unknown-expiring':
           tally.expired += 1;
+          run.stats.byProvider[p].expired += 1;
           if (listed) violation('expired job listed', `final: ${p} ${job.key} is past its timeout and still listed`);
           break;
         case 'completed':
@@ -367,16 +384,15 @@ export function checkConservation(run, finalLists) {
   return tally;
 }
 
-/** (a), (b) the operator's account counts agree with the final lists. */
+/** (a), (b) the operator's account counts agree with the final lists (their jobs that take a slot). */
 export async function checkOperatorCounts(run, finalLists) {
   const { violation, target } = run;
-  for (const { u, p, r } of finalLists) {
+  for (const { u, p, jobs } of finalLists) {
     const a = await target.admin('GET', `/admin/v1/users/${u.user}/${p}/accounts`, undefined, { label: 'list_accounts', phase: 'final', bypassGate: true });
     if (a.status !== 200) continue;
     checkAccountRows(run, u, p, a.json, 'final accounts');
-    const { jobs } = normalise(p, r.json);
     for (const row of a.json) {
-      const n = jobs.filter((j) => j.account === row.account).length;
+      const n = jobs.filter((j) => j.account === row.account && j.counts).length;
       if (row.executing !== n) violation('accounts', `final: ${u.user}/${p}/${row.account} executing ${row.executing}, listed ${n}`);
     }
   }
@@ -415,11 +431,14 @@ export function checkWebhooks(run) {
       violation('webhook', `webhook ${id}: body is not JSON`);
       continue;
     }
-    const jobIdInBody = job.provider === 'kling' ? body.id : body.jobid;
-    if (job.id !== undefined && String(jobIdInBody) !== String(job.id)) violation('webhook', `webhook ${id} for ${job.key}: id ${jobIdInBody}, job ${job.id}`);
-    const acct = job.provider === 'kling' ? body.email : body.account;
+    const provider = PROVIDERS[job.provider];
+    const got = provider.ids(body);
+    if (got.key !== job.key || (job.id !== undefined && String(got.id) !== String(job.id)) || got.kind !== job.kind) {
+      violation('webhook', `webhook ${id} for ${job.provider} ${job.key} (id ${job.id}, kind ${job.kind}): ${[...h.bodies][0]}`);
+    }
+    const acct = body[provider.accountKey];
     if (job.account && acct !== job.account) violation('webhook', `webhook ${id} for ${job.key}: account ${acct}, job on ${job.account}`);
-    if (job.provider === 'dreamina' && body.submitId !== job.key) violation('webhook', `webhook ${id}: submitId ${body.submitId}, job ${job.key}`);
+    run.stats.byProvider[job.provider].webhooks += 1;
     if (body.replyRef !== `ref-${job.key}`) violation('webhook', `webhook ${id}: replyRef ${body.replyRef}`);
     if (job.state === 'completed') {
       if (body.status !== job.finalStatus) violation('webhook', `webhook ${id} for completed ${job.key}: status ${body.status}, sent ${job.finalStatus}`);

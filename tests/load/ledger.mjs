@@ -1,8 +1,9 @@
 // The load test's ledger: the client-side record of what every answer said. Per
-// simulated user, its accounts (and their maxJobs) and every job it tried to register,
-// with the job's state; per webhook id the receiver saw, its attempts, paths, bodies and
-// whether every signature was valid; and the run's counters (stats). The operations
-// (operations.mjs) write to it; the invariants (invariants.mjs) read it.
+// simulated user and provider, its accounts (and their maxJobs) and every job it tried
+// to register (filed under its key, providers.mjs), with the job's state; per webhook id
+// the receiver saw, its attempts, paths, bodies and whether every signature was valid;
+// and the run's counters (stats, also per provider). The operations (operations.mjs)
+// write to it; the invariants (invariants.mjs) read it.
 //
 // A job's state:
 //   registering      sent, no answer yet
@@ -26,10 +27,7 @@
 // been at the time (mustBePaused / mayBePaused).
 
 import { verifyWebhookSignature } from '../support/receiver.mjs';
-
-export const PROVIDERS = ['kling', 'dreamina'];
-const KLING_ACCOUNTS = ['a@x.com', 'b@x.com', 'c@x.com'];
-const DREAMINA_ACCOUNTS = ['EU:b@x.com', 'JP:c@x.com', 'US:a@x.com'];
+import { PROVIDER_NAMES, PROVIDERS } from './providers.mjs';
 
 /** The run's counters (printed by report.mjs). */
 export function createStats() {
@@ -45,6 +43,10 @@ export function createStats() {
     rejected429: 0,
     completed: 0,
     cancelled: 0,
+    // per provider: the same counts, and (at the end) expired jobs and webhook ids
+    byProvider: Object.fromEntries(PROVIDER_NAMES.map((p) => [p, { registered: 0, rejected429: 0, completed: 0, cancelled: 0, expired: 0, webhooks: 0 }])),
+    // MiniMax image jobs: admitted even on an account whose video slots are all taken
+    images: { sent: 0, admitted: 0, admittedOnFullAccount: 0, refused: 0 },
     dup409: 0,
     races: 0,
     raceDoubleAdmits: 0,
@@ -75,26 +77,31 @@ export function createStats() {
   };
 }
 
+/** { provider: make(provider) } for every provider. */
+const perProvider = (make) => Object.fromEntries(PROVIDER_NAMES.map((p) => [p, make(p)]));
+
 /** How far a timed pause's end may be off (the server's clock and its reads). */
 const PAUSE_END_SLACK_MS = 1000;
 
 /**
- * Simulated user i's accounts: 2 or 3 Kling and 3 or 2 Dreamina accounts (alternating),
- * each with `maxJobs`, one of them with one less.
+ * Simulated user i's accounts: per provider 2 or 3 of its accounts (alternating between
+ * users and between neighbouring providers), each with `maxJobs` (at most the provider's
+ * limit), one of them (the first or the second, alternating by provider) with one less.
  */
 export function accountsFor(i, maxJobs) {
-  const nK = 2 + (i % 2);
-  const nD = 3 - (i % 2);
-  return {
-    kling: Object.fromEntries(KLING_ACCOUNTS.slice(0, nK).map((a, j) => [a, j === 0 ? Math.max(1, maxJobs - 1) : maxJobs])),
-    dreamina: Object.fromEntries(DREAMINA_ACCOUNTS.slice(0, nD).map((a, j) => [a, j === 1 ? Math.max(1, maxJobs - 1) : maxJobs])),
-  };
+  return Object.fromEntries(
+    PROVIDER_NAMES.map((p, k) => {
+      const max = Math.min(maxJobs, PROVIDERS[p].maxJobsLimit);
+      const names = PROVIDERS[p].accounts.slice(0, 2 + ((i + k) % 2));
+      return [p, Object.fromEntries(names.map((a, j) => [a, j === k % 2 ? Math.max(1, max - 1) : max]))];
+    }),
+  );
 }
 
 export class Ledger {
   /**
    * rng: the run's random source; seed: names the run (runTag, in every user id and
-   * Dreamina submitId); stats: createStats(); options: timeoutSeconds (the worker's
+   * job key but Kling's); stats: createStats(); options: timeoutSeconds (the worker's
    * JOB_TIMEOUT_SECONDS), receiverFailRate.
    */
   constructor({ rng, seed, stats, timeoutSeconds, receiverFailRate }) {
@@ -104,7 +111,7 @@ export class Ledger {
     this.receiverFailRate = receiverFailRate;
     this.runTag = `L${seed.toString(36)}${Math.floor(rng() * 1e4)}`;
     this.users = [];
-    this.klingSeq = 1 + Math.floor(rng() * 1e6) * 1000;
+    this.idBase = 1 + Math.floor(rng() * 1e6) * 1000; // Kling's task ids are idBase + jobSeq
     this.jobSeq = 0;
     this.replyBase = undefined; // the receiver's url, for replyUrls
     this.fifoUser = undefined; // the FIFO user (operations.setupUsers), when there is one
@@ -123,12 +130,12 @@ export class Ledger {
       user,
       token,
       accounts,
-      jobs: { kling: new Map(), dreamina: new Map() }, // key -> job
-      pool: { kling: [], dreamina: [] }, // keys of executing jobs free for an operation
-      finished: { kling: [], dreamina: [] }, // keys of completed/cancelled jobs
+      jobs: perProvider(() => new Map()), // key -> job
+      pool: perProvider(() => []), // keys of executing jobs free for an operation
+      finished: perProvider(() => []), // keys of completed/cancelled jobs
       // account -> { busy (a pause/resume in flight), intervals: [{ sentAt, ackAt?,
       // until (ms; Infinity when untimed or unknown), endSentAt?, endAckAt? }] }
-      pauses: Object.fromEntries(PROVIDERS.map((p) => [p, Object.fromEntries(Object.keys(accounts[p]).map((a) => [a, { busy: false, intervals: [] }]))])),
+      pauses: perProvider((p) => Object.fromEntries(Object.keys(accounts[p]).map((a) => [a, { busy: false, intervals: [] }]))),
     };
     this.users.push(u);
     return u;
@@ -218,20 +225,21 @@ export class Ledger {
   }
 
   /**
-   * A new job of user u for provider p, in state 'registering'. Its key is the Kling
-   * task id or the Dreamina submitId (unique in the run); 30% of Dreamina jobs name
-   * their own jobid. named: the account the registration names; expiring: back-dated
-   * to pass its timeout 3 to 12 s from now; withReply: a replyUrl to the receiver.
+   * A new job of user u for provider p, in state 'registering'. Its key (unique in the
+   * run), id and kind are the provider's (providers.mjs newJob). named: the account the
+   * registration names; expiring: back-dated to pass its timeout 3 to 12 s from now;
+   * withReply: a replyUrl to the receiver.
    */
   newJob(u, p, { named, expiring, withReply, waitSeconds = 0 }) {
     const rng = this.rng;
     this.jobSeq += 1;
-    const jobSeq = this.jobSeq;
+    const { key, id, kind } = PROVIDERS[p].newJob(this.idBase + this.jobSeq, this.runTag, rng);
     const job = {
       user: u.user,
       provider: p,
-      key: p === 'kling' ? String(this.klingSeq++) : `sub-${this.runTag}-${jobSeq}`,
-      id: undefined, // Kling task id (number) or Dreamina jobid, once known
+      key,
+      id, // the id in paths; a Dreamina jobid the scheduler makes is known from the 201
+      kind, // MiniMax video or image, PixVerse's type
       account: named,
       replyUrl: undefined,
       deadline: undefined,
@@ -248,8 +256,6 @@ export class Ledger {
       waitSeconds, // > 0: the registration may wait that long for a slot
       abortedAt: undefined, // the client gave up waiting at this time
     };
-    if (p === 'kling') job.id = Number(job.key);
-    else if (rng() < 0.3) job.id = `job-${this.runTag}-${jobSeq}`; // an explicit jobid
     if (withReply) job.replyUrl = `${this.replyBase}/hook/${u.user}/${p}/${encodeURIComponent(job.key)}`;
     if (expiring) {
       const left = 3000 + Math.floor(rng() * 9000);
@@ -282,8 +288,9 @@ export class Ledger {
     const body = r.json || {};
     job.regAckAt = r.t1;
     job.account = body.account;
-    if (job.provider !== 'kling') job.id = body.jobid;
+    job.id = PROVIDERS[job.provider].ids(body).id;
     this.stats.registered += 1;
+    this.stats.byProvider[job.provider].registered += 1;
     if (job.deadline !== undefined) job.state = 'expiring';
     else this.release(u, job);
   }
@@ -344,16 +351,28 @@ export class Ledger {
     job.state = state;
     job.termAckAt = at;
     this.stats[state] += 1;
+    this.stats.byProvider[job.provider][state] += 1;
     u.finished[job.provider].push(job.key);
   }
 
   /** Whether some job's outcome is still unknown. */
   hasUnknown() {
-    return this.users.some((u) => PROVIDERS.some((p) => [...u.jobs[p].values()].some((j) => j.unknown)));
+    return this.allJobs().some((j) => j.unknown);
   }
 
   allJobs() {
-    return this.users.flatMap((u) => PROVIDERS.flatMap((p) => [...u.jobs[p].values()]));
+    return this.users.flatMap((u) => PROVIDER_NAMES.flatMap((p) => [...u.jobs[p].values()]));
+  }
+
+  /**
+   * How many of u's jobs that take a slot are surely executing on p account `a` now, by
+   * the ledger: none being completed or cancelled, none near its expiry.
+   */
+  slotsSurelyTaken(u, p, a) {
+    const now = Date.now();
+    const surely = (j) =>
+      j.state === 'executing' || (j.state === 'busy' && j.termSentAt === undefined) || (j.state === 'expiring' && j.deadline > now + 1500);
+    return [...u.jobs[p].values()].filter((j) => j.account === a && PROVIDERS[p].takesSlot(j.kind) && surely(j)).length;
   }
 
   /**

@@ -1,12 +1,15 @@
 #!/usr/bin/env node
 // Load test with invariants (issue 5). Several simulated users, each with its own token
-// and 2-3 accounts per provider (small maxJobs), read (lists, available, the operator's
-// account list) and write (register with a replyUrl to a real local receiver, complete,
-// public cancel) at once, for a fixed number of requests. A client-side ledger records
-// what every answer said; the invariants are checked during the run and afterwards:
+// and 2-3 accounts of each of the five providers (small maxJobs), read (lists, available,
+// the operator's account list) and write (register with a replyUrl to a real local
+// receiver, complete, public cancel) jobs of every provider at once, for a fixed number
+// of requests; MiniMax image jobs, which take no slot, among them. A client-side ledger
+// records what every answer said; the invariants are checked during the run and
+// afterwards:
 //
 //   (a) capacity: no account ever shows more executing jobs than its maxJobs, in any
-//       operator account list or public list sampled during the run;
+//       operator account list or public list sampled during the run (MiniMax image jobs
+//       do not count; they are admitted even on a full account);
 //   (b) conservation: every registered job (201) is exactly one of still listed,
 //       completed (200) or cancelled (204) (or expired, for the back-dated ones); none
 //       lost, none listed twice, no list shows a job this user never registered, a
@@ -28,6 +31,7 @@
 // completion may or may not have queued a webhook); then the same invariants hold.
 //
 // The parts, in reading order:
+//   providers.mjs   how the five providers differ (paths, accounts, bodies, ids, lists)
 //   runner.mjs      runLoad(): start, load with faults, drain, final checks, report
 //   operations.mjs  each kind of request the simulated users make
 //   ledger.mjs      the client-side record: users, jobs and their states, webhook ids

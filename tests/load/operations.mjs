@@ -1,10 +1,12 @@
 // What the simulated users do: each kind of request as one small function that sends
 // it (through Target.call, target.mjs), writes the answer into the ledger and checks
-// what can be checked of it at once. oneOp() picks one at random, weighted so that
+// what can be checked of it at once. Each picks a provider at random and asks
+// providers.mjs how it differs. oneOp() picks one at random, weighted so that
 // registrations outnumber completions and cancels (accounts run full and admissions
 // race at the limit: 429s). A share of registrations wait for a slot (waitSeconds
-// 1..5), and a share of those are given up by the client (an abort); accounts are
-// paused (timed, or untimed and resumed a moment later) and resumed; executing jobs
+// 1..5), and a share of those are given up by the client (an abort; Kling jobs only,
+// see opRegister); MiniMax image jobs must be admitted even on a full account; accounts
+// are paused (timed, or untimed and resumed a moment later) and resumed; executing jobs
 // report progress. Also the setup of the users, the dedicated FIFO user's sender and
 // completer (fifoSender, fifoCompleter), and the reads of every user's lists that
 // settle unknown outcomes after a fault (reconcile, settlePauses).
@@ -15,38 +17,36 @@
 import { issueToken, putAccount } from '../support/fixtures.mjs';
 import { sleep } from '../support/server.mjs';
 import { checkAccountRows, checkAdmission, checkCompletionAnswer, checkList, normalise, normaliseJobs } from './invariants.mjs';
-import { accountsFor, PROVIDERS } from './ledger.mjs';
+import { accountsFor } from './ledger.mjs';
+import { PROVIDER_NAMES, PROVIDERS } from './providers.mjs';
 
 const STARTED_RE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 const CAPACITY = 'All accounts are at maxJobs capacity';
-/** The FIFO user's accounts: one Kling account with maxJobs 1 (and one Dreamina account, unused). */
-export const FIFO_ACCOUNTS = { kling: { 'fifo@x.com': 1 }, dreamina: { 'US:fifo@x.com': 1 } };
+/**
+ * The FIFO user's accounts: one per provider, maxJobs 1. Only the Kling one is used; the
+ * others are there because every read of every user (readAll) covers every provider.
+ */
+export const FIFO_ACCOUNTS = Object.fromEntries(PROVIDER_NAMES.map((p) => [p, { [PROVIDERS[p].accounts[0]]: 1 }]));
 
-export const LIST_ROUTES = [
-  ['kling', '/v1/kling/scheduler', 'list_jobs'],
-  ['kling', '/v1/kling/scheduler/available', 'list_available'],
-  ['dreamina', '/v1/dreamina/scheduler', 'list_jobs'],
-  ['dreamina', '/v1/dreamina/scheduler/available', 'list_available'],
-];
+export const LIST_ROUTES = PROVIDER_NAMES.flatMap((p) => [
+  [p, PROVIDERS[p].path, 'list_jobs'],
+  [p, `${PROVIDERS[p].path}/available`, 'list_available'],
+]);
+
+/** Whether a waiting registration of p may be given up by the client: see opRegister. */
+const abortable = (p) => PROVIDERS[p].timed && PROVIDERS[p].itemsNameAccount;
 
 const jobsPath = (u, p) => `/admin/v1/users/${u.user}/${p}/jobs`;
 const completePath = (u, p, id) => `/admin/v1/users/${u.user}/${p}/jobs/${encodeURIComponent(String(id))}/complete`;
-const cancelPath = (p, id) => `/v1/${p}/scheduler/${encodeURIComponent(String(id))}`;
+const cancelPath = (p, id) => `${PROVIDERS[p].path}/${encodeURIComponent(String(id))}`;
 const progressPath = (u, p, id) => `/admin/v1/users/${u.user}/${p}/jobs/${encodeURIComponent(String(id))}/progress`;
 const accountOpPath = (u, p, a, op) => `/admin/v1/users/${u.user}/${p}/accounts/${encodeURIComponent(a)}/${op}`;
 
 /** The registration request body for a ledger job. */
 export function registrationBody(job) {
-  const b = {};
-  if (job.provider === 'kling') {
-    b.id = job.id;
-    if (job.account) b.email = job.account;
-  } else {
-    b.submitId = job.key;
-    b.model = 'seedance-2.0';
-    if (job.id) b.jobid = job.id;
-    if (job.account) b.account = job.account;
-  }
+  const provider = PROVIDERS[job.provider];
+  const b = provider.body(job);
+  if (job.account) b[provider.accountKey] = job.account;
   if (job.replyUrl) {
     b.replyUrl = job.replyUrl;
     b.replyRef = `ref-${job.key}`;
@@ -70,7 +70,7 @@ export async function setupUsers(run) {
     const token = await issueToken(target.url, user);
     stats.requests += 1;
     stats.byPhase.setup += 1;
-    for (const p of PROVIDERS) {
+    for (const p of PROVIDER_NAMES) {
       for (const [a, m] of Object.entries(accounts[p])) {
         await putAccount(target.url, user, p, a, m);
         stats.requests += 1;
@@ -113,7 +113,7 @@ export async function opRead(run, u) {
 
 /** The operator's account list of u (also the sampler's read). */
 export async function opAccounts(run, u, phase = 'load') {
-  const p = run.pick(PROVIDERS);
+  const p = run.pick(PROVIDER_NAMES);
   const path = `/admin/v1/users/${u.user}/${p}/accounts`;
   const r = await run.target.admin('GET', path, undefined, { label: 'list_accounts', phase });
   if (r.lost) return;
@@ -122,7 +122,7 @@ export async function opAccounts(run, u, phase = 'load') {
 }
 
 /** The operator's jobs list of u (with progress), checked like a public list. */
-export async function opJobs(run, u, p = run.pick(PROVIDERS)) {
+export async function opJobs(run, u, p = run.pick(PROVIDER_NAMES)) {
   const path = jobsPath(u, p);
   const r = await run.target.admin('GET', path, undefined, { label: `${p} list_operator_jobs` });
   if (r.lost) return;
@@ -144,7 +144,7 @@ function admitted(run, u, job, r) {
  */
 export async function opRegister(run, u) {
   const { o, rng, pick, ledger, stats, violation } = run;
-  const p = pick(PROVIDERS);
+  const p = pick(PROVIDER_NAMES);
   const x = rng();
   if (x < o.dupRate) return opDuplicate(run, u, p);
   if (x < o.dupRate + o.raceRate) return opRace(run, u, p);
@@ -153,12 +153,16 @@ export async function opRegister(run, u) {
   // Back-dated jobs never wait: their `started` is not their admission time.
   const expiring = !waitSeconds && rng() < o.expiryRate;
   const job = ledger.newJob(u, p, { named, expiring, withReply: rng() < o.replyRate, waitSeconds });
-  // Aborted waiters are Kling jobs: their admission time (`started`, with ms) is listed.
+  // Aborted waiters are of providers whose list items tell their admission time
+  // (`started`, with ms: was it before the abort?) and their account (a job adopted
+  // from a list is then complete): Kling's.
   let abortAfterMs;
-  if (waitSeconds && p === 'kling' && rng() < o.abortRate) {
+  if (waitSeconds && abortable(p) && rng() < o.abortRate) {
     abortAfterMs = 300 + Math.floor(rng() * Math.min(2000, waitSeconds * 1000 - 400));
   }
   if (waitSeconds) stats.waiting.sent += 1;
+  const slotFree = !PROVIDERS[p].takesSlot(job.kind);
+  if (slotFree) stats.images.sent += 1;
   const r = await run.target.admin('POST', jobsPath(u, p), registrationBody(job), { label: `${p} register_job${waitSeconds ? ' (waiting)' : ''}`, abortAfterMs });
   if (r.aborted) return ledger.aborted(job, r.abortedAt);
   if (r.lost) return ledger.lost(job, 'register');
@@ -167,6 +171,11 @@ export async function opRegister(run, u) {
       stats.waiting.admitted += 1;
       if (r.epoch > 0) stats.waiting.admittedAfterRestart += 1;
       stats.waiting.admittedAfterWaitingMs = Math.max(stats.waiting.admittedAfterWaitingMs, r.t1 - r.t0);
+    }
+    if (slotFree) {
+      stats.images.admitted += 1;
+      const a = r.json?.account;
+      if (a in u.accounts[p] && ledger.slotsSurelyTaken(u, p, a) >= u.accounts[p][a]) stats.images.admittedOnFullAccount += 1;
     }
     return admitted(run, u, job, r);
   }
@@ -177,12 +186,22 @@ export async function opRegister(run, u) {
 
 /**
  * A 429 `r` to job's registration: the capacity body, or "Account <a> is paused" for a
- * named account that may be paused; a waiting one not before its waitSeconds ran out.
+ * named account that may be paused; a waiting one not before its waitSeconds ran out. A
+ * job that takes no slot (a MiniMax image) only when every account it may use may be
+ * paused: an account tracks up to 500 jobs, far more than a run leaves executing.
  */
 function rejected429(run, u, job, r) {
   const { ledger, stats, violation, started } = run;
   const p = job.provider;
   stats.rejected429 += 1;
+  stats.byProvider[p].rejected429 += 1;
+  if (!PROVIDERS[p].takesSlot(job.kind)) {
+    stats.images.refused += 1;
+    const usable = job.account ? [job.account] : Object.keys(u.accounts[p]);
+    if (!usable.every((a) => ledger.mayBePaused(u, p, a, r.t0, r.t1))) {
+      violation('slot-free job refused', `${p} ${job.kind} job ${job.key} ${JSON.stringify(registrationBody(job))} (+${r.t0 - started}..+${r.t1 - started} ms) -> ${r.text}; it takes no slot and not every account it may use may be paused`);
+    }
+  }
   const error = r.json?.error;
   const pausedMsg = job.account && error === `Account ${job.account} is paused`;
   if (r.json?.code !== 429 || (error !== CAPACITY && !pausedMsg)) {
@@ -214,8 +233,8 @@ export async function opDuplicate(run, u, p) {
   if (!job) return opRead(run, u);
   job.state = 'busy';
   const others = Object.keys(u.accounts[p]).filter((a) => a !== job.account);
-  const b = p === 'kling' ? { id: job.id } : { submitId: `${job.key}-again`, model: 'm', jobid: job.id };
-  if (rng() < 0.5 && others.length) b[p === 'kling' ? 'email' : 'account'] = pick(others);
+  const b = PROVIDERS[p].body(job);
+  if (rng() < 0.5 && others.length) b[PROVIDERS[p].accountKey] = pick(others);
   const r = await run.target.admin('POST', jobsPath(u, p), b, { label: `${p} register_job` });
   if (r.lost) {
     // May have landed as a second copy only if the worker has the bug this checks.
@@ -239,10 +258,11 @@ export async function opRace(run, u, p) {
   const accts = Object.keys(u.accounts[p]);
   const [a1, a2] = [accts[0], accts[1]];
   const job = ledger.newJob(u, p, { named: a1, expiring: false, withReply: true });
-  if (p === 'dreamina' && !job.id) job.id = `job-${ledger.runTag}-${ledger.jobSeq}`;
+  // A race is about one id: a Dreamina job that would leave its jobid to the scheduler names one.
+  if (job.id === undefined) job.id = `job-${ledger.runTag}-${ledger.jobSeq}`;
   stats.races += 1;
   const b1 = registrationBody(job);
-  const b2 = { ...b1, [p === 'kling' ? 'email' : 'account']: a2 };
+  const b2 = { ...b1, [PROVIDERS[p].accountKey]: a2 };
   const [r1, r2] = await Promise.all([
     target.admin('POST', jobsPath(u, p), b1, { label: `${p} register_job` }),
     target.admin('POST', jobsPath(u, p), b2, { label: `${p} register_job` }),
@@ -287,7 +307,7 @@ export async function opRace(run, u, p) {
 /** The operator's completion of an executing job (80% completed, 20% failed). */
 export async function opComplete(run, u) {
   const { rng, pick, ledger } = run;
-  const p = pick(PROVIDERS);
+  const p = pick(PROVIDER_NAMES);
   if (rng() < 0.06 && u.finished[p].length) return opFinishAgain(run, u, p, 'complete');
   const job = ledger.takeFromPool(u, p);
   if (!job) return opRead(run, u);
@@ -317,7 +337,7 @@ export async function completeOne(run, u, job) {
 /** The user's public cancel (DELETE) of an executing job: 204, no body. */
 export async function opCancel(run, u) {
   const { rng, pick, ledger, violation } = run;
-  const p = pick(PROVIDERS);
+  const p = pick(PROVIDER_NAMES);
   if (rng() < 0.06 && u.finished[p].length) return opFinishAgain(run, u, p, 'cancel');
   const job = ledger.takeFromPool(u, p);
   if (!job) return opRead(run, u);
@@ -353,7 +373,7 @@ export async function opFinishAgain(run, u, p, kind) {
 /** A progress report on an executing job: 200, the job with the figure sent. */
 export async function opProgress(run, u) {
   const { rng, pick, ledger, stats, violation, target } = run;
-  const p = pick(PROVIDERS);
+  const p = pick(PROVIDER_NAMES);
   const job = ledger.takeFromPool(u, p);
   if (!job) return opRead(run, u);
   job.state = 'busy';
@@ -368,7 +388,7 @@ export async function opProgress(run, u) {
     violation('progress', `progress of ${p} ${job.id} (executing on ${job.account}) -> ${r.status} ${r.text}`);
   } else {
     const j = r.json || {};
-    const id = p === 'kling' ? j.id : j.jobid;
+    const { id } = PROVIDERS[p].ids(j);
     if (String(id) !== String(job.id) || j.account !== job.account || j.progress !== value || !STARTED_RE.test(j.lastProgress ?? '')) {
       violation('progress', `progress ${value} of ${p} ${job.id} on ${job.account} -> ${r.text}`);
     }
@@ -384,7 +404,7 @@ export async function opProgress(run, u) {
  */
 export async function opPause(run, u) {
   const { rng, pick, ledger, stats, violation, target, started } = run;
-  const p = pick(PROVIDERS);
+  const p = pick(PROVIDER_NAMES);
   const a = pick(Object.keys(u.accounts[p]));
   const st = u.pauses[p][a];
   if (st.busy) return opRead(run, u);
@@ -428,7 +448,7 @@ export async function opPause(run, u) {
 
 /** A resume of one of u's accounts (paused or not: harmless when not). */
 export async function opResume(run, u) {
-  const p = run.pick(PROVIDERS);
+  const p = run.pick(PROVIDER_NAMES);
   const a = run.pick(Object.keys(u.accounts[p]));
   const st = u.pauses[p][a];
   if (st.busy) return opRead(run, u);
@@ -467,7 +487,7 @@ async function resumeOne(run, u, p, a, extra = {}) {
 export async function settlePauses(run, phase = 'reconcile') {
   const { ledger } = run;
   for (const u of ledger.users) {
-    for (const p of PROVIDERS) {
+    for (const p of PROVIDER_NAMES) {
       for (const a of Object.keys(u.accounts[p])) {
         const st = u.pauses[p][a];
         if (st.busy || !ledger.pauseUncertain(u, p, a)) continue;
@@ -559,19 +579,34 @@ export async function fifoCompleter(run, u, isRunning) {
 // ---------------------------------------------------------------------------------------
 // Reading every list: after a fault and at the end
 
-/** Every user's available lists (each checked); [{ u, p, seen, r }]. */
+/**
+ * Every user's available lists, each checked. Where the public items do not tell their
+ * account (providers.mjs itemsNameAccount), the operator's jobs list is read and checked
+ * too, and it is the one returned: a job adopted from it, and the final per-account
+ * counts, need the account. Returns [{ u, p, seen, jobs (normalised), r }].
+ */
 export async function readAll(run, phase, what) {
   const out = [];
   for (const u of run.ledger.users) {
-    for (const p of PROVIDERS) {
-      const path = `/v1/${p}/scheduler/available`;
-      const r = await run.target.call('GET', path, { token: u.token, label: `${p} list_available`, phase, bypassGate: true });
+    for (const p of PROVIDER_NAMES) {
+      const path = `${PROVIDERS[p].path}/available`;
+      let r = await run.target.call('GET', path, { token: u.token, label: `${p} list_available`, phase, bypassGate: true });
       if (r.lost || r.status !== 200) {
         run.violation('read', `${what}: GET ${path} as ${u.user} -> ${r.status} ${r.error || r.text}`);
         continue;
       }
-      const seen = checkList(run, u, p, `${what} GET ${path}`, r, r.json);
-      out.push({ u, p, seen, r });
+      let norm = normalise(p, r.json);
+      let seen = checkList(run, u, p, `${what} GET ${path}`, r, r.json, norm);
+      if (!PROVIDERS[p].itemsNameAccount) {
+        r = await run.target.admin('GET', jobsPath(u, p), undefined, { label: `${p} list_operator_jobs`, phase, bypassGate: true });
+        if (r.lost || r.status !== 200) {
+          run.violation('read', `${what}: GET ${jobsPath(u, p)} -> ${r.status} ${r.error || r.text}`);
+          continue;
+        }
+        norm = normaliseJobs(p, r.json);
+        seen = checkList(run, u, p, `${what} GET ${jobsPath(u, p)}`, r, r.json, norm);
+      }
+      out.push({ u, p, seen, jobs: norm.jobs, r });
     }
   }
   return out;
@@ -580,5 +615,5 @@ export async function readAll(run, phase, what) {
 /** Decides every unknown outcome (a lost answer) from fresh reads of the lists. */
 export async function reconcile(run, what) {
   const lists = await readAll(run, 'reconcile', what);
-  for (const { u, p, seen, r } of lists) run.ledger.settle(u, p, seen, normalise(p, r.json).jobs, r);
+  for (const { u, p, seen, jobs, r } of lists) run.ledger.settle(u, p, seen, jobs, r);
 }

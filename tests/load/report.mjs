@@ -38,6 +38,9 @@ export function printReport(r, { title = 'load' } = {}) {
     lines.push('!!! wrangler dev reloaded the worker during this run (someone changed src/ or the build): violations after that point may be the reload, not the worker. Re-run on a quiet tree.');
   }
   lines.push(`requests: ${r.requests} in all (${JSON.stringify(r.stats.byPhase)}), load phase ${r.loadMs} ms, ~${r.requestsPerSecond} req/s`);
+  lines.push(`by provider: ${Object.entries(r.stats.byProvider).map(([p, c]) => `${p} ${c.registered} registered/${c.rejected429} x 429/${c.completed} completed/${c.cancelled} cancelled/${c.expired} expired/${c.webhooks} webhooks`).join('; ')}`);
+  const im = r.stats.images;
+  lines.push(`MiniMax image jobs (take no slot): ${im.sent} sent, ${im.admitted} admitted (${im.admittedOnFullAccount} on an account whose video slots were all taken), ${im.refused} x 429 (only while their accounts may be paused)`);
   lines.push(`jobs: ${r.stats.registered} registered (201), ${r.stats.rejected429} x 429, ${r.stats.completed} completed, ${r.stats.cancelled} cancelled, ${r.stats.dup409} duplicate 409s, ${r.stats.races} concurrent same-id races (${r.stats.raceDoubleAdmits} double admits), second completion 404 x ${r.stats.secondCompletion404}, cancel-after-finish 404 x ${r.stats.cancelFinished404}`);
   const wt = r.stats.waiting;
   lines.push(

@@ -1,6 +1,6 @@
 // runLoad(): one load run from start to report. In order:
 //   1. start the worker (target.mjs) and the webhook receiver, set up the users
-//      (operations.setupUsers: a token and 2-3 accounts per provider each);
+//      (operations.setupUsers: a token and 2-3 accounts of each provider each);
 //   2. the load: o.concurrency loops per user, o.requests operations per user in all
 //      (operations.oneOp), while a sampler reads operator account lists and the FIFO
 //      user's sender and completer run (operations.fifoSender, fifoCompleter); at
