@@ -84,3 +84,13 @@ export function cpuNanos(pid) {
   }
   return seen ? total : null;
 }
+
+/** Resident set size of `pid` in KiB (VmRSS of status(5)); null when it is gone. */
+export function rssKiB(pid) {
+  try {
+    const m = readFileSync(`/proc/${pid}/status`, "utf8").match(/^VmRSS:\s+(\d+)\s+kB/m);
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}

@@ -5,7 +5,7 @@
 //
 // RUN.json is bench/load.mjs bench's output (every scenario on ours, the peer and the
 // ceilings); META.json (written by run.sh) holds the date, machine, versions, the size
-// figures and the cold-start and wrangler dev parts.
+// figures and the cold-start, wrangler dev and waiting/live-view (bench/push.mjs) parts.
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
@@ -14,6 +14,8 @@ for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].slice(2)] 
 const run = JSON.parse(readFileSync(args.results, "utf8"));
 const meta = JSON.parse(readFileSync(args.meta, "utf8"));
 const outDir = args["out-dir"];
+// "latest", or "ours-<commit>" when another checkout was measured (BENCH_OURS_DIR).
+const outName = args["name"] || "latest";
 
 // The issue's done criteria: workerd CPU per request, ours ÷ the peer, at most `max`;
 // and the size. Edit here when the aims change.
@@ -114,6 +116,7 @@ const peerProfile = hasPeer ? profileOf(peer, peerScale) : null;
 
 const cold = meta.cold ?? {};
 const dev = meta.dev ?? {};
+const push = meta.push ?? null;
 const deploy = meta.size.deploy ?? {};
 
 /** The done criteria, measured: { what, value, max, pass, note }. */
@@ -309,6 +312,149 @@ function wranglerDev() {
   out();
 }
 
+/** Waiting for a slot and the live view (bench/push.mjs): ours only. */
+function pushSection() {
+  if (!push) return;
+  const { waiting: w, writes, lists, messages, idle } = push;
+  const at = (part, n) => part.rows.find((r) => r.sockets === n);
+  const spacedAt = (n) => messages.spaced.find((x) => x.sockets === n);
+  const maxSockets = Math.max(...writes.rows.map((r) => r.sockets));
+  const listSockets = Math.max(...lists.rows.map((r) => r.sockets));
+  const yes = (ok) => (ok ? "yes" : "**no**");
+  out(`## Waiting for a slot and the live view (ours only)`);
+  out();
+  out(
+    `The peer has neither, so these are ours alone, and every comparison is within this part of the run. ` +
+      `Ours served as in the speed part (workerd via Miniflare, a fresh state), seeded with the same 10 Kling accounts x 10 jobs and the register/complete account, ` +
+      `measured by bench/push.mjs in ${f(push.seconds, 0)} s (idle sockets ${f(idle.partSeconds, 0)} s, waiting ${f(w.partSeconds, 0)} s, writes ${f(writes.partSeconds, 0)} s, ` +
+      `lists ${f(lists.partSeconds, 0)} s, messages ${f(messages.partSeconds, 0)} s).`,
+  );
+  out();
+  out(`| in short | measured | expected |`);
+  out(`| --- | ---: | --- |`);
+  out(`| freed slot -> waiter's 201, p50 / p99 (from the completion's answer) | ${f(w.fromCompletionAnswerMs.p50, 1)} / ${f(w.fromCompletionAnswerMs.p99, 1)} ms | within a second (API.md) |`);
+  out(`| waiters refused (429) | ${w.refused429} of ${w.iterations} | 0 |`);
+  out(`| write pair CPU, ${maxSockets} sockets ÷ 0 sockets | ${f(at(writes, maxSockets).cpuRatioToNoSockets)} | small: pushes coalesce to ≤ 4/s |`);
+  out(`| Kling list CPU, ${listSockets} sockets ÷ 0 sockets | ${f(at(lists, listSockets).cpuRatioToNoSockets)} | 1 (lists never push) |`);
+  const spaced = messages.spaced.filter((x) => x.sockets > 0);
+  const lone = spacedAt(Math.max(...messages.spaced.map((x) => x.sockets)));
+  out(`| lone write's CPU with its push, ${lone.sockets} sockets ÷ 0 sockets | ${f(lone.cpuRatioToNoSockets)} | one push per write, its cost growing with the sockets |`);
+  out(`| messages per spaced write, per socket | ${spaced.map((x) => `${x.messagesPerWritePerSocket.min}..${x.messagesPerWritePerSocket.max} (${x.sockets} socket${x.sockets === 1 ? "" : "s"})`).join(", ")} | exactly 1 |`);
+  out(`| messages per burst of ${messages.bursts[0].writes} writes | ${messages.bursts.map((b) => `${b.messages} (≤ ${b.allowed})`).join(", ")} | ≤ 1 + one per 250 ms |`);
+  out(`| idle workerd CPU, per socket per minute (${idle.sockets} sockets, from ${idle.idle.settledAfterSeconds} s on) | ${f(idle.idle.settledCpuMsPerSocketPerMinute, 3)} ms | ~0 (hibernation) |`);
+  out(`| workerd RSS per open socket | ${f(idle.rssKiBPerSocket.afterOpen, 0)} KiB | |`);
+  out();
+
+  out(`### Freed slot -> the waiter's 201`);
+  out();
+  out(
+    `One user, one Kling account with maxJobs 1 holding a job. Each iteration sends a registration with \`"waitSeconds": ${w.waitSeconds}\`, ` +
+      `lets it queue ${w.queueSettleMs} ms, then completes the running job; the waiter's job is the running one of the next. ` +
+      `${w.iterations} iterations measured after ${w.warmup} not recorded; times are taken when each answer's last byte arrives.`,
+  );
+  out();
+  out(`| from | n | min ms | p50 ms | p90 ms | p99 ms | max ms | mean ms |`);
+  out(`| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`);
+  for (const [what, x] of [["the completion's answer", w.fromCompletionAnswerMs], ["the completion's request sent", w.fromCompletionSentMs]]) {
+    out(`| ${what} | ${x.n} | ${f(x.min)} | ${f(x.p50)} | ${f(x.p90)} | ${f(x.p99)} | ${f(x.max)} | ${f(x.mean)} |`);
+  }
+  out();
+  out(
+    `Waiters: ${w.admitted} admitted (201), **${w.refused429}** refused with the capacity 429 (expected 0; ${w.refused429InWarmup} in the iterations not recorded), ` +
+      `${w.answeredBeforeSlotFreed} answered before the slot was freed (expected 0).` +
+      (w.fromCompletionAnswerMs.min < 0 ? ` A negative time: the waiter's 201 arrived before the completion's 200.` : ""),
+  );
+  out();
+
+  const cpuTable = (part, unit) => {
+    out(`| sockets open for the user | ${unit}s (shares) | ${unit}s/s | workerd CPU ms/${unit} | ÷ 0 sockets | pooled ÷ 0 | schedstat ÷ 0 | messages per socket | per socket per s |`);
+    out(`| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`);
+    for (const r of part.rows) {
+      out(
+        `| ${r.sockets} | ${r.ops} (${r.shares}) | ${f(r.throughput, 0)} | ${f(r.cpuMsPerOp, 3)} | **${f(r.cpuRatioToNoSockets)}** | ${f(r.pooledCpuRatioToNoSockets)} | ${f(r.schedstatCpuRatioToNoSockets)} | ` +
+          `${f(r.messagesPerSocket, 1)} | ${f(r.messagesPerSocketPerSecond, 1)} |`,
+      );
+    }
+    out();
+  };
+  out(`### What the live view costs: workerd CPU per operation, same run`);
+  out();
+  out(
+    `Sockets: \`GET /v1/kling/scheduler/live\` upgraded, \`{"token"}\` sent, first message received, every message read as it comes (tests/support/live.mjs). ` +
+      `Socket counts run in the order ${writes.order.join(" ")} (lists ${lists.order.join(" ")}), each time an equal share of the operations after ${push.settings.warmupOpsPerShare} not measured, ` +
+      `${push.settings.concurrency} in flight, so drift weighs on all alike. CPU: workerd's utime+stime around each share (for writes, plus ${push.settings.settleMs} ms for the trailing push), ` +
+      `as the speed part reads it; per operation, the median share of each socket count (the same work swings by a fifth from one share to the next here: one share must not decide a ratio), ` +
+      `with the pooled figure (all ticks over all operations) and schedstat's (the same windows in ns) beside it. Messages: what each socket received meanwhile.`,
+  );
+  out();
+  out(`Write pairs (register + complete on one account, as the speed part's scenario), sockets of that same user:`);
+  out();
+  cpuTable(writes, "pair");
+  out(
+    `Under a steady stream of writes the pushes are coalesced (at most four a second per user and provider), so their cost is spread over every write of that quarter second; ` +
+      `the spaced writes below show what one push costs when it is not.`,
+  );
+  out();
+  out(`The 10-account Kling list (${push.settings.listBodyBytes} bytes), sockets of that same user (nothing changes, so nothing is pushed):`);
+  out();
+  cpuTable(lists, "list");
+
+  out(`### Messages per change`);
+  out();
+  out(
+    `Single writes (registration and completion in turn) ${messages.spaced[0].spacingMs} ms apart, past the 250 ms coalescing window, for three users at once ` +
+      `(one per socket count, one write each per round, so all three see the same machine); ` +
+      `CPU per write: workerd's schedstat run time from just before the write to ${messages.spaced[0].spacingMs} ms later (its push included); ` +
+      `the median registration and the median completion, and a write as their mean.`,
+  );
+  out();
+  out(`| sockets | writes | messages per write per socket | writes without exactly 1 each | write's answer -> message p50 / max ms | CPU ms per registration / completion | CPU ms per write | ÷ 0 sockets | (CPU - CPU at 0 sockets) ÷ sockets, ms |`);
+  out(`| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`);
+  for (const x of messages.spaced) {
+    const per = x.messagesPerWritePerSocket;
+    out(
+      `| ${x.sockets} | ${x.writes} | ${per ? `${per.min}..${per.max}` : "-"} | ${x.writesWithoutExactlyOne ?? "-"} | ${x.answerToMessageMs ? `${f(x.answerToMessageMs.p50, 1)} / ${f(x.answerToMessageMs.max, 1)}` : "-"} | ` +
+        `${f(x.cpuMsPerRegistration.p50)} / ${f(x.cpuMsPerCompletion.p50)} | ${f(x.cpuMsPerWrite)} | **${f(x.cpuRatioToNoSockets)}** | ${f(x.pushCpuMsPerSocket, 3)} |`,
+    );
+  }
+  out();
+  out(`Bursts, one socket open: ${messages.bursts[0].writes} writes sent at once, messages counted for a second after.`);
+  out();
+  out(`| burst | writes | all answered in ms | messages | at most (1 + one per 250 ms) | shortest gap ms | last message shows the final state |`);
+  out(`| --- | ---: | ---: | ---: | ---: | ---: | :---: |`);
+  for (const b of messages.bursts) {
+    out(`| ${b.kind} | ${b.writes} | ${f(b.spanMs, 0)} | ${b.messages} | ${b.allowed} | ${f(b.minGapMs, 0)} | ${yes(b.lastShowsFinalState)} |`);
+  }
+  out();
+
+  const i = idle.idle;
+  const mib = (k) => f(k / 1024, 1);
+  out(`### Idle sockets`);
+  out();
+  out(
+    `Run first, on a workerd that has only been seeded, so that memory the other parts free does not hide the sockets' own. ` +
+      `${idle.sockets} authenticated sockets over ${idle.users} users (one Kling account and one job each), then ${i.seconds} s with nothing sent either way. ` +
+      `CPU: workerd's schedstat run time in ${i.slices.length} slices (workerd's own idling included, so an upper bound). The first slices carry a burst about ten seconds ` +
+      `after the last event (workerd putting the quiet objects to rest, it appears), so the figure from ${i.settledAfterSeconds} s on is what an idle socket costs for good.`,
+  );
+  out();
+  out(`| | value |`);
+  out(`| --- | ---: |`);
+  out(`| open + authenticate ${idle.sockets} sockets | ${f(idle.open.seconds, 1)} s, ${f(idle.open.cpuMsPerSocket)} ms workerd CPU per socket |`);
+  out(`| workerd CPU over the ${i.seconds} s idle (slices of ${i.slices[0]?.seconds} s) | ${f(i.cpuMs, 1)} ms (${i.slices.map((x) => f(x.cpuMs, 1)).join(", ")}); utime+stime ${f(i.cpuTickMs, 0)} ms |`);
+  out(`| per socket per minute, whole window | ${f(i.cpuMsPerSocketPerMinute, 3)} ms |`);
+  out(`| per socket per minute, from ${i.settledAfterSeconds} s on (${i.settledSeconds} s) | ${f(i.settledCpuMsPerSocketPerMinute, 3)} ms |`);
+  out(`| messages received while idle (expected 0) | ${i.messages} |`);
+  out(`| workerd RSS before opening / after opening / after the idle time | ${mib(idle.rssKiB.before)} / ${mib(idle.rssKiB.afterOpen)} / ${mib(idle.rssKiB.afterIdle)} MiB |`);
+  out(`| RSS per socket after opening / after the idle time | ${f(idle.rssKiBPerSocket.afterOpen, 0)} / ${f(idle.rssKiBPerSocket.afterIdle, 0)} KiB |`);
+  const awake = spacedAt(maxSockets)?.answerToMessageMs?.p50;
+  out(
+    `| then one change for one user: its sockets with exactly one message | ${idle.wake.exactlyOne} of ${idle.wake.sockets}, p50 ${f(idle.wake.latencyMs.p50, 1)} ms after the write's answer` +
+      `${awake === undefined ? "" : ` (${f(awake, 1)} ms with awake sockets above; the difference, it appears, is the wake-up from hibernation)`} |`,
+  );
+  out();
+}
+
 function everyRun() {
   out(`## Every run`);
   out();
@@ -416,15 +562,16 @@ size();
 speed();
 coldStart();
 wranglerDev();
+pushSection();
 everyRun();
 scaleSection();
 fanoutSection();
 profileSection();
 
 const markdown = lines.join("\n");
-writeFileSync(path.join(outDir, "latest.md"), markdown + "\n");
+writeFileSync(path.join(outDir, `${outName}.md`), markdown + "\n");
 writeFileSync(
-  path.join(outDir, "latest.json"),
+  path.join(outDir, `${outName}.json`),
   JSON.stringify(
     {
       ...meta,
@@ -444,7 +591,7 @@ writeFileSync(
     2,
   ) + "\n",
 );
-writeFileSync(path.join(outDir, "scale.svg"), svg());
+writeFileSync(path.join(outDir, outName === "latest" ? "scale.svg" : `${outName}.svg`), svg());
 process.stdout.write(markdown + "\n");
 
 // ---------------------------------------------------------------- SVG

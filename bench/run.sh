@@ -21,14 +21,22 @@
 #    state, the first request's time and workerd CPU (bench/cold.mjs);
 # 5. wrangler dev: the 10-account Kling list under `wrangler dev`, ours and the peer,
 #    the CPU of its two workerd processes (bench/wrangler.mjs);
-# 6. writes bench/results/latest.md, latest.json and scale.svg and prints the tables,
+# 6. waiting and the live view, ours only (the peer has neither), served as in 3:
+#    freed slot -> waiter's 201 latency, and what open live-view sockets cost writes,
+#    lists and an idle workerd (bench/push.mjs);
+# 7. writes bench/results/latest.md, latest.json and scale.svg and prints the tables,
 #    with the issue's done criteria as PASS/FAIL.
 #
 # Knobs (environment): BENCH_REQUESTS (3000: measured requests per scenario, times the
 # scenario's weight), BENCH_WARMUP (200), BENCH_CONCURRENCY (8), BENCH_MAX_SECONDS (40 per
 # scenario), BENCH_COLD_STARTS (5), BENCH_DEV_REQUESTS (600), BENCH_PEER_DIR
 # (/work/shared/peers/js-scheduler; BENCH_PEER_DIR= runs without the peer),
-# BENCH_SKIP_BUILD=1 (reuse build/ and bench/ceiling/build/ as they are).
+# BENCH_PUSH (1; 0 skips part 6; its own knobs are in bench/push.mjs),
+# BENCH_ONLY=push (part 6 alone after the builds: its figures are printed, no report is
+# written), BENCH_SKIP_BUILD=1 (reuse build/ and bench/ceiling/build/ as they are),
+# BENCH_OURS_DIR (another checkout to measure as "ours", e.g. an older commit in a git
+# worktree: its own scripts/build.sh builds it; the waiting/live part is skipped, and the
+# report goes to bench/results/ours-<its commit>.{md,json} instead of latest).
 # Every process it starts is stopped on exit, also on failure or Ctrl-C.
 set -euo pipefail
 
@@ -46,6 +54,14 @@ started_at=$SECONDS
 PEER_DIR="${BENCH_PEER_DIR-/work/shared/peers/js-scheduler}"
 COLD_STARTS="${BENCH_COLD_STARTS:-5}"
 DEV_REQUESTS="${BENCH_DEV_REQUESTS:-600}"
+PUSH="${BENCH_PUSH:-1}"
+# Ours: this checkout, or BENCH_OURS_DIR (absolute path).
+OURS="${BENCH_OURS_DIR:-$ROOT}"
+OURS_CONFIG="$OURS/wrangler.toml"
+[[ -f "$OURS_CONFIG" ]] || { echo "[bench] no wrangler.toml in $OURS" >&2; exit 1; }
+if [[ "$OURS" != "$ROOT" ]]; then PUSH=0; fi
+ONLY="${BENCH_ONLY:-}"
+[[ -z "$ONLY" || "$ONLY" == "push" ]] || { echo "[bench] BENCH_ONLY: only 'push' is known" >&2; exit 1; }
 # Vars beyond each wrangler.toml's, as NAME=VALUE (wrangler dev gets them as NAME:VALUE).
 # Ours also gets MAX_ACCOUNTS=50: wrangler.toml caps a user at fewer accounts per provider
 # (the Free plan's subrequest limit), and the issue measures lists at 50 accounts; like
@@ -130,15 +146,17 @@ trap 'exit 130' INT TERM
 # ---- 1. tools and builds
 bash scripts/setup.sh
 if [[ "${BENCH_SKIP_BUILD:-}" == "1" ]]; then
-  SKIP_WASM_BUILD=1 bash scripts/build.sh
+  (cd "$OURS" && SKIP_WASM_BUILD=1 bash scripts/build.sh)
 else
-  bash scripts/build.sh
+  (cd "$OURS" && bash scripts/build.sh)
 fi
 # shellcheck source=scripts/env.sh
 source scripts/env.sh
 
 if [[ "${BENCH_SKIP_BUILD:-}" == "1" && -f bench/ceiling/build/index.js ]]; then
   log "BENCH_SKIP_BUILD=1: reusing bench/ceiling/build"
+elif [[ "$ONLY" == "push" ]]; then
+  log "BENCH_ONLY=push: the ceiling worker is not needed"
 else
   log "building the ceiling worker (bench/ceiling)"
   # Same versions as the root: the ceiling's lock file is the root one (cargo drops what
@@ -166,39 +184,7 @@ if [[ -n "$PEER_DIR" ]]; then
   log "peer: $PEER_DIR (wrangler $(node -p 'require(process.argv[1]).devDependencies.wrangler' "$PEER_DIR/package.json"))"
 fi
 
-# ---- 2. size
-bytes() { stat -c %s "$1"; }
-gz() { gzip -9 -c "$1" | wc -c; }
-wasm_raw=$(bytes build/index_bg.wasm)
-wasm_gzip=$(gz build/index_bg.wasm)
-glue_raw=$(bytes build/index.js)
-glue_gzip=$(gz build/index.js)
-c_wasm_raw=$(bytes bench/ceiling/build/index_bg.wasm)
-c_wasm_gzip=$(gz bench/ceiling/build/index_bg.wasm)
-c_glue_raw=$(bytes bench/ceiling/build/index.js)
-c_glue_gzip=$(gz bench/ceiling/build/index.js)
-
-# What Cloudflare counts: wrangler's own bundle and its "Total Upload" line.
-deploy_size() { # NAME CONFIG
-  node bench/wrangler.mjs size --config "$2" --work "$TMP/size-$1" --out "$TMP/size-$1.json" 2>>"$TMP/size.log" || {
-    cat "$TMP/size.log" >&2
-    log "wrangler deploy --dry-run failed for $1"
-    exit 1
-  }
-}
-deploy_size main wrangler.toml
-deploy_size ceiling bench/ceiling/wrangler.toml
-if [[ -n "$PEER_CONFIG" ]]; then deploy_size peer "$PEER_CONFIG"; fi
-deploy_gzip_kib="$(node -p 'require(process.argv[1]).gzipKiB' "$ROOT/$TMP/size-main.json")"
-deploy_gzip_bytes="$(node -p 'Math.round(require(process.argv[1]).gzipKiB * 1024)' "$ROOT/$TMP/size-main.json")"
-log "size: wrangler deploy --dry-run gzip ${deploy_gzip_kib} KiB (budget $((WASM_GZIP_BUDGET_BYTES / 1024)) KiB); wasm ${wasm_raw} B raw, ${wasm_gzip} B gzip -9; glue ${glue_raw} B"
-size_ok=1
-if ((deploy_gzip_bytes > WASM_GZIP_BUDGET_BYTES)); then
-  size_ok=0
-  log "!!!!! SIZE BUDGET EXCEEDED: ${deploy_gzip_kib} KiB gzip (wrangler deploy --dry-run) > $((WASM_GZIP_BUDGET_BYTES / 1024)) KiB (the run continues; it exits 3 at the end) !!!!!"
-fi
-
-# ---- 3. speed (Miniflare)
+# ---- serving (parts 3 and 6): serve.mjs in the background, its seed through load.mjs
 start_serve() { # NAME CONFIG ARGS... ; sets READY to its ready file
   local name="$1" config="$2"
   shift 2
@@ -238,7 +224,60 @@ var_args = "${MAIN_VARS[@]}"
 main_var_args=("${VAR_ARGS[@]}")
 var_args = "${PEER_VARS[@]}"
 peer_var_args=("${VAR_ARGS[@]}")
-start_serve main wrangler.toml "${main_var_args[@]}"
+
+# Part 6, defined here so that BENCH_ONLY=push can run it alone: a fresh Miniflare on a
+# fresh state, as in part 3, seeded with the 10-account Kling user and the
+# register/complete account (load.mjs seed); bench/push.mjs seeds the rest and measures.
+push_part() {
+  log "waiting and live view: ours (bench/push.mjs)"
+  start_serve push "$OURS_CONFIG" "${main_var_args[@]}"
+  local index=$((${#bg_pids[@]} - 1))
+  seed push "$READY" --scales 10 --providers kling --extras 1
+  step timeout 600 node bench/push.mjs --target "$TMP/push.ready.json" --seed "$TMP/push-seed.json" --out "$TMP/push.json"
+  stop_bg "$index"
+}
+if [[ "$ONLY" == "push" ]]; then
+  push_part
+  # Kept past the run's clean-up (bench/results/tmp/ is not committed).
+  cp "$TMP/push.json" "$RESULTS/tmp/push.json"
+  log "BENCH_ONLY=push: done in $((SECONDS - started_at)) s; figures above and in $RESULTS/tmp/push.json (no report written)"
+  exit 0
+fi
+
+# ---- 2. size
+bytes() { stat -c %s "$1"; }
+gz() { gzip -9 -c "$1" | wc -c; }
+wasm_raw=$(bytes "$OURS/build/index_bg.wasm")
+wasm_gzip=$(gz "$OURS/build/index_bg.wasm")
+glue_raw=$(bytes "$OURS/build/index.js")
+glue_gzip=$(gz "$OURS/build/index.js")
+c_wasm_raw=$(bytes bench/ceiling/build/index_bg.wasm)
+c_wasm_gzip=$(gz bench/ceiling/build/index_bg.wasm)
+c_glue_raw=$(bytes bench/ceiling/build/index.js)
+c_glue_gzip=$(gz bench/ceiling/build/index.js)
+
+# What Cloudflare counts: wrangler's own bundle and its "Total Upload" line.
+deploy_size() { # NAME CONFIG
+  node bench/wrangler.mjs size --config "$2" --work "$TMP/size-$1" --out "$TMP/size-$1.json" 2>>"$TMP/size.log" || {
+    cat "$TMP/size.log" >&2
+    log "wrangler deploy --dry-run failed for $1"
+    exit 1
+  }
+}
+deploy_size main "$OURS_CONFIG"
+deploy_size ceiling bench/ceiling/wrangler.toml
+if [[ -n "$PEER_CONFIG" ]]; then deploy_size peer "$PEER_CONFIG"; fi
+deploy_gzip_kib="$(node -p 'require(process.argv[1]).gzipKiB' "$ROOT/$TMP/size-main.json")"
+deploy_gzip_bytes="$(node -p 'Math.round(require(process.argv[1]).gzipKiB * 1024)' "$ROOT/$TMP/size-main.json")"
+log "size: wrangler deploy --dry-run gzip ${deploy_gzip_kib} KiB (budget $((WASM_GZIP_BUDGET_BYTES / 1024)) KiB); wasm ${wasm_raw} B raw, ${wasm_gzip} B gzip -9; glue ${glue_raw} B"
+size_ok=1
+if ((deploy_gzip_bytes > WASM_GZIP_BUDGET_BYTES)); then
+  size_ok=0
+  log "!!!!! SIZE BUDGET EXCEEDED: ${deploy_gzip_kib} KiB gzip (wrangler deploy --dry-run) > $((WASM_GZIP_BUDGET_BYTES / 1024)) KiB (the run continues; it exits 3 at the end) !!!!!"
+fi
+
+# ---- 3. speed (Miniflare)
+start_serve main "$OURS_CONFIG" "${main_var_args[@]}"
 seed main "$READY"
 peer_args=()
 if [[ -n "$PEER_CONFIG" ]]; then
@@ -267,7 +306,7 @@ cold_start() { # NAME CONFIG VAR_ARGS...
     { tail -30 "$TMP/cold.log" >&2; log "cold start failed for $name"; exit 1; }
 }
 if ((COLD_STARTS > 0)); then
-  cold_start main wrangler.toml "${main_var_args[@]}"
+  cold_start main "$OURS_CONFIG" "${main_var_args[@]}"
   if [[ -n "$PEER_CONFIG" ]]; then cold_start peer "$PEER_CONFIG" "${peer_var_args[@]}"; fi
 fi
 
@@ -288,14 +327,17 @@ dev_list() { # NAME CONFIG NAME=VALUE...
   stop_bg "$index"
 }
 if ((DEV_REQUESTS > 0)); then
-  dev_list main wrangler.toml "${MAIN_VARS[@]}"
+  dev_list main "$OURS_CONFIG" "${MAIN_VARS[@]}"
   if [[ -n "$PEER_CONFIG" ]]; then dev_list peer "$PEER_CONFIG" "${PEER_VARS[@]}"; fi
 fi
 
-# ---- 6. report
+# ---- 6. waiting and the live view, ours only (push_part above; about 2 minutes)
+if [[ "$PUSH" != "0" ]]; then push_part; fi
+
+# ---- 7. report
 workerd_version="$(node_modules/.bin/workerd --version 2>/dev/null | awk '{print $2}')"
-git_desc="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-if [[ -n "$(git status --porcelain -- src Cargo.toml Cargo.lock build.rs openapi.yaml wrangler.toml 2>/dev/null)" ]]; then
+git_desc="$(git -C "$OURS" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [[ -n "$(git -C "$OURS" status --porcelain -- src Cargo.toml Cargo.lock build.rs openapi.yaml wrangler.toml 2>/dev/null)" ]]; then
   git_desc="$git_desc + uncommitted changes in the worker sources"
 fi
 # The optional parts' files, as NAME=FILE pairs for the report (absent parts are skipped).
@@ -304,7 +346,7 @@ optional_json() {
   for f in "$@"; do [[ -f "$ROOT/$TMP/$f.json" ]] && out+=("$f=$ROOT/$TMP/$f.json"); done
   echo "${out[*]:-}"
 }
-META="$TMP/meta.json" PARTS="$(optional_json size-main size-peer size-ceiling cold-main cold-peer dev-main dev-peer)" \
+META="$TMP/meta.json" PARTS="$(optional_json size-main size-peer size-ceiling cold-main cold-peer dev-main dev-peer push)" \
   MAIN_READY="$TMP/main.ready.json" PEER_DIR="$PEER_DIR" MAIN_VARS="${MAIN_VARS[*]}" PEER_VARS="${PEER_VARS[*]}" node -e '
   const fs = require("fs");
   const [date, nproc, cpu, mem, node, workerd, rustc, wb, git, loadavg,
@@ -324,6 +366,7 @@ META="$TMP/meta.json" PARTS="$(optional_json size-main size-peer size-ceiling co
             deploy: { main: parts["size-main"], peer: parts["size-peer"], ceiling: parts["size-ceiling"] } },
     cold: { main: parts["cold-main"], peer: parts["cold-peer"] },
     dev: { main: parts["dev-main"], peer: parts["dev-peer"] },
+    push: parts["push"],
   }, null, 2));
 ' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(nproc)" \
   "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" \
@@ -333,8 +376,10 @@ META="$TMP/meta.json" PARTS="$(optional_json size-main size-peer size-ceiling co
   "$wasm_raw" "$wasm_gzip" "$glue_raw" "$glue_gzip" "$c_wasm_raw" "$c_wasm_gzip" "$c_glue_raw" "$c_glue_gzip" \
   "$WASM_GZIP_BUDGET_BYTES" "$WASM_GZIP_TARGET_BYTES"
 
-node bench/report.mjs --results "$TMP/run.json" --meta "$TMP/meta.json" --out-dir "$RESULTS"
-log "wrote $RESULTS/latest.md, $RESULTS/latest.json, $RESULTS/scale.svg in $((SECONDS - started_at)) s"
+out_name=latest
+if [[ "$OURS" != "$ROOT" ]]; then out_name="ours-${git_desc%% *}"; fi
+node bench/report.mjs --results "$TMP/run.json" --meta "$TMP/meta.json" --out-dir "$RESULTS" --name "$out_name"
+log "wrote $RESULTS/$out_name.md, $RESULTS/$out_name.json and the scale chart in $((SECONDS - started_at)) s"
 
 if ((size_ok == 0)); then
   log "FAIL: ${deploy_gzip_kib} KiB gzip (wrangler deploy --dry-run) is over the budget of $((WASM_GZIP_BUDGET_BYTES / 1024)) KiB (bench/run.sh, WASM_GZIP_BUDGET_BYTES)"
