@@ -53,6 +53,28 @@ curl -sw '\\n' $BASE/v1/kling/scheduler/available -H "Authorization: Bearer \$TO
 # 5. Complete the Kling job (its webhook is queued, since it has a replyUrl):
 curl -sw '\\n' -X POST $BASE/admin/v1/users/12345/kling/jobs/123456789/complete -H 'Authorization: Bearer $ADMIN_TOKEN' -H 'Content-Type: application/json' -d '{"status":"completed","result":{"url":"https://example.com/video.mp4"}}'
 
+# 6. The other providers (MiniMax image jobs take no slot; PixVerse lives under /v2/):
+curl -sw '\\n' -X PUT $BASE/admin/v1/users/12345/minimax/accounts/acme-main -H 'Authorization: Bearer $ADMIN_TOKEN' -H 'Content-Type: application/json' -d '{"maxJobs":1}'
+curl -sw '\\n' -X POST $BASE/admin/v1/users/12345/minimax/jobs -H 'Authorization: Bearer $ADMIN_TOKEN' -H 'Content-Type: application/json' -d '{"videoId":"v-1"}'
+curl -sw '\\n' $BASE/v1/minimax/scheduler/available -H "Authorization: Bearer \$TOKEN"
+
+# 7. Wait up to 10 s for a slot (in another terminal, complete v-1 to see it admitted):
+curl -sw '\\n' -X POST $BASE/admin/v1/users/12345/minimax/jobs -H 'Authorization: Bearer $ADMIN_TOKEN' -H 'Content-Type: application/json' -d '{"videoId":"v-2","waitSeconds":10}'
+curl -sw '\\n' -X POST $BASE/admin/v1/users/12345/minimax/jobs/v-1/complete -H 'Authorization: Bearer $ADMIN_TOKEN' -H 'Content-Type: application/json' -d '{"status":"completed"}'
+
+# 8. Pause an account for a minute, report progress, see the operator's views:
+curl -sw '\\n' -X POST $BASE/admin/v1/users/12345/kling/accounts/a@x.com/pause -H 'Authorization: Bearer $ADMIN_TOKEN' -H 'Content-Type: application/json' -d '{"seconds":60,"reason":"logged out"}'
+curl -sw '\\n' $BASE/admin/v1/users/12345/kling/accounts -H 'Authorization: Bearer $ADMIN_TOKEN'
+curl -sw '\\n' -X POST $BASE/admin/v1/users/12345/minimax/jobs/v-2/progress -H 'Authorization: Bearer $ADMIN_TOKEN' -H 'Content-Type: application/json' -d '{"progress":40}'
+curl -sw '\\n' $BASE/admin/v1/users/12345/minimax/jobs -H 'Authorization: Bearer $ADMIN_TOKEN'
+
+# 9. Webhooks: the pending ones (example.com does not take them; retries follow the schedule),
+#    and a replay of every failed one since a time:
+curl -sw '\\n' '$BASE/admin/v1/users/12345/kling/webhooks?status=pending' -H 'Authorization: Bearer $ADMIN_TOKEN'
+curl -sw '\\n' -X POST $BASE/admin/v1/users/12345/kling/webhooks/retry -H 'Authorization: Bearer $ADMIN_TOKEN' -H 'Content-Type: application/json' -d '{"since":"2026-01-01T00:00:00Z"}'
+
+# 10. The live page: open $BASE/ in a browser and paste \$TOKEN.
+
 HELP
 
 exec npx wrangler "${args[@]}"
