@@ -4,11 +4,10 @@
 //! read exactly (at most 2^53 - 1). Items: `{"id","email","started","elapsed",
 //! "replyUrl"?,"replyRef"?}`, oldest first across accounts.
 
-use crate::jobs::{Clock, Ending, ItemTemplate, JobFacts, JobSpec};
+use crate::jobs::{ItemTemplate, JobFacts, JobSpec};
 use crate::json::{integer_value, Fields, Object};
-use crate::time::format_iso_millis;
 
-use super::{email, ending_members, reply_tail, PathId, ProviderRules};
+use super::{email, timed_item, PathId, ProviderRules};
 
 /// The largest integer a JSON number keeps exactly in JavaScript (2^53 - 1).
 pub const MAX_SAFE_INTEGER: u64 = 9_007_199_254_740_991;
@@ -77,38 +76,20 @@ impl ProviderRules for Kling {
     }
 
     fn item(&self, job: &JobFacts<'_>) -> ItemTemplate {
-        let mut head = String::new();
-        let mut o = Object::new(&mut head);
-        self.id_members(&mut o, job);
-        o.str("email", job.account)
-            .str("started", &format_iso_millis(job.started_ms));
-        o.key("elapsed");
-        ItemTemplate {
-            head,
-            clock: Clock::MinutesSeconds,
-            tail: reply_tail(job, true),
-        }
+        timed_item(job, |o| {
+            self.id_members(o, job);
+            o.str("email", job.account);
+        })
     }
 
-    /// `{"id","email","status","started","finished","replyRef"?,"result"?,"error"?}`
-    fn webhook(&self, job: &JobFacts<'_>, ending: &Ending<'_>) -> String {
-        let mut out = String::new();
-        let mut o = Object::new(&mut out);
-        self.id_members(&mut o, job);
-        o.str("email", job.account)
-            .str("status", ending.status.as_str())
-            .str("started", &format_iso_millis(job.started_ms))
-            .str("finished", &format_iso_millis(ending.finished_ms));
-        ending_members(&mut o, job, ending);
-        o.end();
-        out
-    }
+    // The webhook is the family's default:
+    // `{"id","email","status","started","finished","replyRef"?,"result"?,"error"?}`.
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jobs::FinalStatus;
+    use crate::jobs::{Ending, FinalStatus};
     use crate::time::parse_iso8601;
 
     fn job<'a>(reply_url: Option<&'a str>, reply_ref: Option<&'a str>) -> JobFacts<'a> {

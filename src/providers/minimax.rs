@@ -5,11 +5,10 @@
 //! has. Image jobs are tracked and listed but take no slot: its page says "the
 //! available capacity includes only videos".
 
-use crate::jobs::{Clock, Ending, ItemTemplate, JobFacts, JobSpec};
+use crate::jobs::{ItemTemplate, JobFacts, JobSpec};
 use crate::json::{Fields, Object};
-use crate::time::format_iso_millis;
 
-use super::{family_webhook_tail, opaque_id_field, reply_tail, ProviderRules};
+use super::{opaque_id_field, timed_item, ProviderRules};
 
 pub struct MiniMax;
 
@@ -81,33 +80,16 @@ impl ProviderRules for MiniMax {
 
     /// `{"videoId"|"imageId","started","elapsed","replyUrl"?,"replyRef"?}`
     fn item(&self, job: &JobFacts<'_>) -> ItemTemplate {
-        let mut head = String::new();
-        let mut o = Object::new(&mut head);
-        self.id_members(&mut o, job);
-        o.str("started", &format_iso_millis(job.started_ms));
-        o.key("elapsed");
-        ItemTemplate {
-            head,
-            clock: Clock::MinutesSeconds,
-            tail: reply_tail(job, true),
-        }
+        timed_item(job, |o| self.id_members(o, job))
     }
 
-    fn webhook(&self, job: &JobFacts<'_>, ending: &Ending<'_>) -> String {
-        let mut out = String::new();
-        let mut o = Object::new(&mut out);
-        self.id_members(&mut o, job);
-        o.str("account", job.account);
-        family_webhook_tail(&mut o, job, ending);
-        o.end();
-        out
-    }
+    // The webhook is the family's default (`ProviderRules::webhook`).
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jobs::FinalStatus;
+    use crate::jobs::{Ending, FinalStatus};
 
     fn job(details: &str) -> JobFacts<'_> {
         JobFacts {

@@ -15,8 +15,9 @@ mod runwayml;
 use std::fmt;
 
 use crate::errors::ErrorStyle;
-use crate::jobs::{Ending, ItemTemplate, JobFacts, JobSpec};
+use crate::jobs::{Clock, Ending, ItemTemplate, JobFacts, JobSpec};
 use crate::json::{char_len, Fields, Object};
+use crate::time::format_iso_millis;
 
 /// Every provider the scheduler serves, in the order the page shows them.
 static REGISTRY: [&dyn ProviderRules; 5] = [
@@ -99,8 +100,21 @@ pub trait ProviderRules: Sync {
     fn id_members(&self, o: &mut Object<'_>, job: &JobFacts<'_>);
     /// The job as the public list shows it, split around its clock.
     fn item(&self, job: &JobFacts<'_>) -> ItemTemplate;
-    /// The webhook body for a job that ended.
-    fn webhook(&self, job: &JobFacts<'_>, ending: &Ending<'_>) -> String;
+    /// The webhook body for a job that ended. Most of the family sends
+    /// `{<id members>,<account key>,"status","started","finished","replyRef"?,
+    /// "result"?,"error"?}`; a provider whose page says otherwise overrides it.
+    fn webhook(&self, job: &JobFacts<'_>, ending: &Ending<'_>) -> String {
+        let mut out = String::new();
+        let mut o = Object::new(&mut out);
+        self.id_members(&mut o, job);
+        o.str(self.account_key(), job.account)
+            .str("status", ending.status.as_str())
+            .str("started", &format_iso_millis(job.started_ms))
+            .str("finished", &format_iso_millis(ending.finished_ms));
+        ending_members(&mut o, job, ending);
+        o.end();
+        out
+    }
 }
 
 /// A handle on one provider's rules: cheap to copy, compared by name.
@@ -225,16 +239,20 @@ pub fn email(text: &str) -> Result<(), String> {
     }
 }
 
-/// Writes the members every family webhook ends with:
-/// `"status","started","finished","replyRef"?,"result"?,"error"?`.
-pub fn family_webhook_tail(o: &mut Object<'_>, job: &JobFacts<'_>, ending: &Ending<'_>) {
-    o.str("status", ending.status.as_str())
-        .str("started", &crate::time::format_iso_millis(job.started_ms))
-        .str(
-            "finished",
-            &crate::time::format_iso_millis(ending.finished_ms),
-        );
-    ending_members(o, job, ending);
+/// `{<members>,"started","elapsed":<m:ss>,"replyUrl"?,"replyRef"?}`: the list item of
+/// Kling and most of the family, split around its clock. `members` writes what comes
+/// before `started`.
+pub fn timed_item(job: &JobFacts<'_>, members: impl FnOnce(&mut Object<'_>)) -> ItemTemplate {
+    let mut head = String::new();
+    let mut o = Object::new(&mut head);
+    members(&mut o);
+    o.str("started", &format_iso_millis(job.started_ms));
+    o.key("elapsed");
+    ItemTemplate {
+        head,
+        clock: Clock::MinutesSeconds,
+        tail: reply_tail(job, true),
+    }
 }
 
 /// The operator's answer to a completion: `{"account","status",<id members>,

@@ -3,11 +3,10 @@
 //! Accounts are emails, at most 8 jobs each. A job has an `id` and a `type`: `video`,
 //! `image` or `music`; every type takes a slot.
 
-use crate::jobs::{Clock, Ending, ItemTemplate, JobFacts, JobSpec};
+use crate::jobs::{ItemTemplate, JobFacts, JobSpec};
 use crate::json::{Fields, Object};
-use crate::time::format_iso_millis;
 
-use super::{email, family_webhook_tail, opaque_id_field, reply_tail, ProviderRules};
+use super::{email, opaque_id_field, timed_item, ProviderRules};
 
 pub struct PixVerse;
 
@@ -62,33 +61,16 @@ impl ProviderRules for PixVerse {
 
     /// `{"id","type","started","elapsed","replyUrl"?,"replyRef"?}`
     fn item(&self, job: &JobFacts<'_>) -> ItemTemplate {
-        let mut head = String::new();
-        let mut o = Object::new(&mut head);
-        self.id_members(&mut o, job);
-        o.str("started", &format_iso_millis(job.started_ms));
-        o.key("elapsed");
-        ItemTemplate {
-            head,
-            clock: Clock::MinutesSeconds,
-            tail: reply_tail(job, true),
-        }
+        timed_item(job, |o| self.id_members(o, job))
     }
 
-    fn webhook(&self, job: &JobFacts<'_>, ending: &Ending<'_>) -> String {
-        let mut out = String::new();
-        let mut o = Object::new(&mut out);
-        self.id_members(&mut o, job);
-        o.str("email", job.account);
-        family_webhook_tail(&mut o, job, ending);
-        o.end();
-        out
-    }
+    // The webhook is the family's default (`ProviderRules::webhook`).
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jobs::FinalStatus;
+    use crate::jobs::{Ending, FinalStatus};
 
     fn job() -> JobFacts<'static> {
         JobFacts {

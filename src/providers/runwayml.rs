@@ -3,10 +3,10 @@
 //! Accounts are emails, at most 10 jobs each. A job is a `taskId`; its list item has
 //! no time members, as its page shows: `{"taskId","replyUrl"?,"replyRef"?}`.
 
-use crate::jobs::{Clock, Ending, ItemTemplate, JobFacts, JobSpec};
+use crate::jobs::{Clock, ItemTemplate, JobFacts, JobSpec};
 use crate::json::{Fields, Object};
 
-use super::{email, family_webhook_tail, opaque_id_field, reply_tail, ProviderRules};
+use super::{email, opaque_id_field, reply_tail, ProviderRules};
 
 pub struct RunwayMl;
 
@@ -63,21 +63,13 @@ impl ProviderRules for RunwayMl {
         }
     }
 
-    fn webhook(&self, job: &JobFacts<'_>, ending: &Ending<'_>) -> String {
-        let mut out = String::new();
-        let mut o = Object::new(&mut out);
-        self.id_members(&mut o, job);
-        o.str("email", job.account);
-        family_webhook_tail(&mut o, job, ending);
-        o.end();
-        out
-    }
+    // The webhook is the family's default (`ProviderRules::webhook`).
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jobs::FinalStatus;
+    use crate::jobs::{Ending, FinalStatus};
 
     fn job(reply_url: Option<&str>) -> JobFacts<'_> {
         JobFacts {
