@@ -19,7 +19,14 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { req } from '../support/client.mjs';
-import { completeJob, issueToken, mustRegister, putAccount, setupUser } from '../support/fixtures.mjs';
+import {
+  clientAddresses,
+  completeJob,
+  issueToken,
+  mustRegister,
+  putAccount,
+  setupUser,
+} from '../support/fixtures.mjs';
 import { startReceiver } from '../support/receiver.mjs';
 import { ADMIN_TOKEN, ROOT, sleep, startWorker } from '../support/server.mjs';
 import { OPCODE, decodeFrame, encodeFrame } from '../support/websocket-frames.mjs';
@@ -248,15 +255,14 @@ let served; // GET /openapi.json
 let doc; // what (b) validates against: the served document (or OPENAPI_DOC_JSON)
 let user;
 let token;
-let ipSeq = 0;
+const nextIp = clientAddresses('198.51');
 
 /** A request from a fresh client address, so the failed-auth throttle stays out of the way. */
 function call(method, p, { token: t, body, headers = {}, worker = w } = {}) {
-  ipSeq += 1;
   return req(worker.url, method, p, {
     token: t,
     body,
-    headers: { 'cf-connecting-ip': `198.51.${(ipSeq >> 8) & 255}.${ipSeq & 255}`, ...headers },
+    headers: { 'cf-connecting-ip': nextIp(), ...headers },
   });
 }
 const adm = (method, p, body, opts = {}) => call(method, p, { token: ADMIN_TOKEN, body, ...opts });

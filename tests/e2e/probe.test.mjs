@@ -24,6 +24,7 @@ import { assertCodeError, assertPlainError } from '../support/assertions.mjs';
 import { admin, parseJson, pub, req } from '../support/client.mjs';
 import {
   accountPath,
+  clientAddresses,
   completeJob,
   mustRegister,
   registerJob,
@@ -52,13 +53,8 @@ async function receiver(handler) {
   return r;
 }
 
-// Failed authentications are throttled per client address; every test that sends bad
-// tokens uses addresses of its own.
-let ipSeq = 0;
-const freshIp = () => {
-  ipSeq += 1;
-  return `198.19.${process.pid % 250}.${ipSeq % 250}`;
-};
+// Each test that sends bad tokens does so from its own address (see clientAddresses).
+const freshIp = clientAddresses('198.19');
 
 const PATHS = {
   kling: '/v1/kling/scheduler',

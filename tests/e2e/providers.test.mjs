@@ -19,6 +19,7 @@ import {
 import { admin, pub, req } from '../support/client.mjs';
 import {
   accountPath,
+  clientAddresses,
   completeJob,
   isoAgo,
   mustRegister,
@@ -47,13 +48,8 @@ async function receiver(handler) {
   return r;
 }
 
-// Failed authentications are throttled per client address (30 a minute): each test that
-// sends bad tokens does so from its own made-up address (wrangler dev passes the header on).
-let ipSeq = 0;
-const freshIp = () => {
-  ipSeq += 1;
-  return `198.18.${(process.pid + ipSeq) % 250}.${ipSeq % 250}`;
-};
+// Each test that sends bad tokens does so from its own address (see clientAddresses).
+const freshIp = clientAddresses('198.18');
 
 const CAPACITY_429 = { error: 'All accounts are at maxJobs capacity', code: 429 };
 const UNAUTHORIZED = { error: 'Unauthorized', code: 401 };

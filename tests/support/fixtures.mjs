@@ -12,6 +12,20 @@ export function newUser(prefix = 'u') {
   return `${prefix}${process.pid}_${userSeq}_${Math.floor(Math.random() * 1e6)}`;
 }
 
+/**
+ * A source of made-up client addresses under `prefix` (e.g. '198.18'), a new one per
+ * call. Failed authentications are throttled per client address (30 a minute), and
+ * wrangler dev passes `cf-connecting-ip` on as sent: a test that sends bad tokens does
+ * so from addresses of its own, so it never trips another test's throttle.
+ */
+export function clientAddresses(prefix) {
+  let seq = 0;
+  return () => {
+    seq += 1;
+    return `${prefix}.${(seq >> 8) & 255}.${seq & 255}`;
+  };
+}
+
 /** Issues a token for `user`; asserts the 201 and its shape; returns the raw token. */
 export async function issueToken(url, user) {
   const r = await admin(url, 'POST', '/admin/v1/tokens', { user });
