@@ -18,6 +18,7 @@
 #   E2E_CONCURRENCY=2          test files run at once (each starts its own wrangler dev)
 #   E2E_FILES="..."            run only these test files
 #   E2E_TEST_TIMEOUT_MS=300000 per-test time limit (e2e and browser tests)
+#   SCREENSHOT_DIR=docs        where the browser test saves the page's screenshots (default: a temp dir)
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

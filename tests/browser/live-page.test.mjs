@@ -3,13 +3,17 @@
 // and disappear within a second, elapsed counts up, pause / resume / maxJobs show in an
 // account's capacity, a refused or revoked token says so, and after the server is
 // killed and restarted on the same port and state the page goes "reconnecting", then
-// "live" with the current data. Also writes docs/page.png and docs/page-phone.png from
-// realistic data. Prints the write -> DOM latencies.
+// "live" with the current data. Also renders page.png and page-phone.png from realistic
+// data, into SCREENSHOT_DIR (`SCREENSHOT_DIR=docs` refreshes the README's; by default a
+// temporary folder, so a test run leaves the checkout as it found it). Prints the
+// write -> DOM latencies.
 //
 // Run: node --test tests/browser/live-page.test.mjs (needs the wasm build in build/,
 // /usr/bin/chromium and playwright-core). The worker runs on a port chosen here
 // (startWorker's `port`), so the restarted one can come back where the page looks for it.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { admin } from '../support/client.mjs';
@@ -271,7 +275,7 @@ describe('live page against the real worker', () => {
     }
   });
 
-  test('screenshots with realistic data: docs/page.png and docs/page-phone.png', async () => {
+  test('screenshots with realistic data: page.png and page-phone.png', async () => {
     // The seeds' user id (it shows in generated Dreamina jobids); this worker's state is
     // this file's own, and no other test uses it.
     const user = '12345';
@@ -299,6 +303,10 @@ describe('live page against the real worker', () => {
     await reg('pixverse', { id: '3859247', type: 'music', started: isoAgo(61) });
     await reg('runwayml', { taskId: '5b1f7c0e-2d1a-4c8e-9f4e-1a2b3c4d5e6f', email: 'runway@acme.io', replyRef: 'hero-shot' });
 
+    const dir = process.env.SCREENSHOT_DIR
+      ? path.resolve(ROOT, process.env.SCREENSHOT_DIR)
+      : fs.mkdtempSync(path.join(os.tmpdir(), 'page-shots-'));
+    console.log(`screenshots: ${dir}`);
     const shots = [
       ['page.png', { viewport: { width: 1200, height: 760 } }],
       ['page-phone.png', { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true }],
@@ -316,7 +324,7 @@ describe('live page against the real worker', () => {
         }
         // Let the clocks tick once, so the shot shows a page that has been open a moment.
         await sleep(1100);
-        await pg.screenshot(path.join(ROOT, 'docs', name));
+        await pg.screenshot(path.join(dir, name));
         assert.deepEqual(pg.errors, []);
       } finally {
         await pg.close();
