@@ -35,21 +35,21 @@ pub fn plan_wake(due: &[Option<i64>], now_ms: i64) -> Option<i64> {
     Some(wake_for(earliest, now_ms))
 }
 
-/// How many times an object wakes for a set of due times, when each wake handles
-/// everything due by then (what the alarm handler does). Used to size the schedule.
-pub fn count_wakes(due_times_ms: &[i64]) -> usize {
-    let mut wakes: Vec<i64> = due_times_ms
-        .iter()
-        .map(|&d| wake_for(d, i64::MIN))
-        .collect();
-    wakes.sort_unstable();
-    wakes.dedup();
-    wakes.len()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// How many times an object wakes for a set of due times, when each wake handles
+    /// everything due by then (what the alarm handler does).
+    fn count_wakes(due_times_ms: &[i64]) -> usize {
+        let mut wakes: Vec<i64> = due_times_ms
+            .iter()
+            .map(|&d| wake_for(d, i64::MIN))
+            .collect();
+        wakes.sort_unstable();
+        wakes.dedup();
+        wakes.len()
+    }
 
     #[test]
     fn wakes_are_rounded_up_to_the_quantum_and_never_in_the_past() {

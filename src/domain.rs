@@ -3,10 +3,6 @@
 //! Every value that arrives from outside (path segments, JSON fields, headers) is turned
 //! into one of these types at the edge; code past that point never re-checks it.
 
-use std::fmt;
-
-use crate::providers::Provider;
-
 /// A user id: `[A-Za-z0-9_-]{1,64}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UserId(String);
@@ -26,32 +22,6 @@ impl UserId {
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-}
-
-/// An upstream account name, checked by its provider's rule (an email, `REGION:email`,
-/// or an account id).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct AccountName(String);
-
-impl AccountName {
-    pub fn parse(provider: Provider, text: &str) -> Result<AccountName, String> {
-        provider.check_account(text)?;
-        Ok(AccountName(text.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn into_string(self) -> String {
-        self.0
-    }
-}
-
-impl fmt::Display for AccountName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 

@@ -89,20 +89,6 @@ impl ApiError {
         body
     }
 
-    /// Rebuilds an error sent across the Durable Object protocol as (status, message).
-    /// Only the statuses a refusal can carry are expected; any other is internal.
-    pub fn from_status(status: u16, message: String) -> ApiError {
-        match status {
-            400 => ApiError::BadRequest(message),
-            404 => ApiError::NotFound(message),
-            409 => ApiError::Conflict(message),
-            413 => ApiError::PayloadTooLarge(message),
-            429 => ApiError::TooManyRequests(message),
-            503 => ApiError::Unavailable(message),
-            _ => ApiError::Internal(format!("{status}: {message}")),
-        }
-    }
-
     pub fn not_found() -> ApiError {
         ApiError::NotFound("Not found".to_owned())
     }
@@ -142,17 +128,6 @@ mod tests {
             ApiError::capacity().body(ErrorStyle::Coded),
             r#"{"error":"All accounts are at maxJobs capacity","code":429}"#
         );
-    }
-
-    #[test]
-    fn refusals_survive_the_trip_through_a_durable_object() {
-        for e in [
-            ApiError::capacity(),
-            ApiError::Conflict("Job 1 is already executing".to_owned()),
-        ] {
-            assert_eq!(ApiError::from_status(e.status(), e.message().to_owned()), e);
-        }
-        assert_eq!(ApiError::from_status(500, "x".to_owned()).status(), 500);
     }
 
     #[test]

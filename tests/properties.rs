@@ -4,7 +4,7 @@
 //! its run time predictable. Inputs that arrive from outside (headers, paths, bodies) must
 //! never panic; the formats must round trip.
 
-use edge_scheduler::domain::{bearer_token, percent_decode, AccountName, UserId, MAX_TOKEN_LEN};
+use edge_scheduler::domain::{bearer_token, percent_decode, UserId, MAX_TOKEN_LEN};
 use edge_scheduler::errors::ErrorStyle;
 use edge_scheduler::jobs::{parse_completion, parse_registration, CompletionError};
 use edge_scheduler::json::Fields;
@@ -164,7 +164,7 @@ proptest! {
         let _ = bearer_token(Some(&text));
         let _ = percent_decode(&text);
         let _ = UserId::parse(&text);
-        let _ = AccountName::parse(p, &text);
+        let _ = p.check_account(&text);
         let _ = p.path_id(&text);
         let _ = parse_iso8601(&text);
         let _ = parse_registration(p, &text, NOW, &any_url);

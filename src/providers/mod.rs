@@ -138,10 +138,6 @@ impl Provider {
             (rest.is_empty() || rest.starts_with('/')).then_some((p, rest))
         })
     }
-
-    pub fn rules(self) -> &'static dyn ProviderRules {
-        self.0
-    }
 }
 
 impl std::ops::Deref for Provider {
