@@ -47,8 +47,13 @@ crate::wire_struct!(Summary {
 
 impl Summary {
     pub fn is_paused(&self, now_ms: i64) -> bool {
-        self.paused && self.paused_until_ms.is_none_or(|until| until > now_ms)
+        pause_in_force(self.paused, self.paused_until_ms, now_ms)
     }
+}
+
+/// Whether a pause holds at `now_ms`: set, and either untimed or not yet over.
+pub fn pause_in_force(paused: bool, paused_until_ms: Option<i64>, now_ms: i64) -> bool {
+    paused && paused_until_ms.is_none_or(|until| until > now_ms)
 }
 
 #[derive(Debug, Clone)]
@@ -245,6 +250,7 @@ pub struct Queue<T> {
     next_ticket: u64,
 }
 
+#[cfg(test)]
 impl<T> Default for Queue<T> {
     fn default() -> Self {
         Queue::starting_at(1)
@@ -400,6 +406,7 @@ impl<T> Queue<T> {
     }
 
     /// The tickets of every waiter, oldest first.
+    #[cfg(test)]
     pub fn tickets(&self) -> Vec<u64> {
         self.waiters.iter().map(|w| w.ticket).collect()
     }

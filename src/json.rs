@@ -50,6 +50,25 @@ pub fn string(s: &str) -> String {
 }
 
 /// Appends a decimal integer.
+/// Appends `[a,b,…]` of items that are JSON already.
+pub fn push_array<S: AsRef<str>>(out: &mut String, items: impl IntoIterator<Item = S>) {
+    out.push('[');
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(item.as_ref());
+    }
+    out.push(']');
+}
+
+/// `[a,b,…]` of items that are JSON already.
+pub fn array<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> String {
+    let mut out = String::new();
+    push_array(&mut out, items);
+    out
+}
+
 pub fn push_int(out: &mut String, n: i64) {
     use std::fmt::Write;
     let _ = write!(out, "{n}");

@@ -5,7 +5,7 @@
 //! re-serialising. Field order inside items is each provider's (`providers/`), and the
 //! golden tests below pin the containers against the seed pages.
 
-use crate::json::{push_string, Object};
+use crate::json::{push_array, push_string, Object};
 use crate::protocol::Snapshot;
 use crate::providers::{Layout, Provider};
 
@@ -65,20 +65,29 @@ fn estimate(accounts: &[AccountPart<'_>]) -> usize {
 
 /// Every item of every account, oldest first; ties by account, then registration.
 fn push_flat(out: &mut String, accounts: &[AccountPart<'_>]) {
-    let mut all: Vec<(i64, usize, i64, &str)> = accounts
+    let jobs = accounts
         .iter()
+        .map(|(_, s)| s.jobs.iter().map(|j| (j.started_ms, j.seq, j.item)));
+    push_oldest_first(out, jobs);
+}
+
+/// `[…]` of the items of several accounts, each given as `(started_ms, seq, item)`:
+/// oldest first; ties by account (in the order given), then registration (`seq`).
+/// The public flat list and the operator's jobs list.
+pub fn push_oldest_first<'a, J>(out: &mut String, accounts: impl IntoIterator<Item = J>)
+where
+    J: IntoIterator<Item = (i64, i64, &'a str)>,
+{
+    let mut all: Vec<(i64, usize, i64, &str)> = accounts
+        .into_iter()
         .enumerate()
-        .flat_map(|(i, (_, s))| s.jobs.iter().map(move |j| (j.started_ms, i, j.seq, j.item)))
+        .flat_map(|(i, jobs)| {
+            jobs.into_iter()
+                .map(move |(started, seq, item)| (started, i, seq, item))
+        })
         .collect();
     all.sort_unstable_by_key(|&(started, account, seq, _)| (started, account, seq));
-    out.push('[');
-    for (i, (_, _, _, item)) in all.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(item);
-    }
-    out.push(']');
+    push_array(out, all.iter().map(|&(.., item)| item));
 }
 
 /// `"executing":{"<account>":[…]},"total":n` (without the outer braces); accounts
@@ -93,14 +102,8 @@ fn push_grouped(out: &mut String, accounts: &[AccountPart<'_>]) {
         }
         first = false;
         push_string(out, name);
-        out.push_str(":[");
-        for (i, job) in snapshot.jobs.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(job.item);
-        }
-        out.push(']');
+        out.push(':');
+        push_array(out, snapshot.jobs.iter().map(|j| j.item));
         total += snapshot.jobs.len();
     }
     out.push_str(r#"},"total":"#);

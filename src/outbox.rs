@@ -37,6 +37,8 @@ pub struct Cursor {
     pub seq: i64,
 }
 
+crate::wire_struct!(Cursor { account, seq });
+
 impl Cursor {
     pub fn encode(&self) -> String {
         encode_url_safe(format!("{}\n{}", self.seq, self.account).as_bytes())
@@ -65,6 +67,12 @@ pub struct PageQuery {
     pub limit: usize,
     pub cursor: Option<Cursor>,
 }
+
+crate::wire_struct!(PageQuery {
+    status,
+    limit,
+    cursor
+});
 
 impl PageQuery {
     pub fn parse(

@@ -16,7 +16,9 @@
 
 use crate::admission::Summary;
 use crate::jobs::{Completion, FinalStatus, Registration};
+use crate::outbox::PageQuery;
 use crate::providers::Provider;
+use crate::webhook::DeliveryStatus;
 use crate::wire::{self, Reader, Wire, WireError};
 use crate::{wire_enum, wire_struct};
 
@@ -102,9 +104,7 @@ pub enum DirectoryOp {
     },
     /// A page of the webhooks list; `path` is for the `Link` header.
     Webhooks {
-        status: String,
-        limit: usize,
-        cursor: Option<String>,
+        query: PageQuery,
         path: String,
     },
     RetryWebhook {
@@ -148,7 +148,7 @@ wire_enum!(DirectoryOp {
     11 => ListJobs { now_ms },
     12 => Complete { id, completion },
     13 => Progress { id, progress, now_ms },
-    14 => Webhooks { status, limit, cursor, path },
+    14 => Webhooks { query, path },
     15 => RetryWebhook { webhook_id },
     16 => RetryWebhooksSince { since_ms },
     17 => Subscribe { session, digest },
@@ -316,21 +316,19 @@ pub enum AdmitOutcome {
         item: String,
         summary: Summary,
     },
-    Full(Summary),
-    Paused(Summary),
+    /// No room: the account is paused, full, or tracks as many jobs as it may
+    /// (slot-free jobs included). The directory treats all three alike; the summary
+    /// shows which, and its view picks the 429's message.
+    NoRoom(Summary),
     Duplicate(Summary),
-    /// The account tracks as many jobs as it may (slot-free jobs included).
-    TooMany(Summary),
     NotConfigured,
 }
 
 wire_enum!(AdmitOutcome {
     0 => Admitted { item, summary },
-    1 => Full(s),
-    2 => Paused(s),
-    3 => Duplicate(s),
-    4 => TooMany(s),
-    5 => NotConfigured,
+    1 => NoRoom(s),
+    2 => Duplicate(s),
+    3 => NotConfigured,
 });
 
 /// End an executing job and queue its webhook.
@@ -445,7 +443,7 @@ account_call!(AdminJobs, "jobs", Vec<(i64, i64, String)>);
 /// rows (at least one row).
 #[derive(Debug)]
 pub struct Deliveries {
-    pub status: String,
+    pub status: DeliveryStatus,
     pub after_seq: i64,
     pub limit: usize,
     pub max_bytes: usize,

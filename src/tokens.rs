@@ -21,14 +21,18 @@ pub fn digest(secret: &str) -> [u8; 32] {
 pub fn kv_key(token: &str) -> String {
     let mut key = String::with_capacity(6 + 64);
     key.push_str("token:");
-    for byte in digest(token) {
-        key.push(char::from(HEX[usize::from(byte >> 4)]));
-        key.push(char::from(HEX[usize::from(byte & 0x0f)]));
-    }
+    push_hex(&mut key, &digest(token));
     key
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
+/// Appends `bytes` as lowercase hex.
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for byte in bytes {
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+}
 
 /// Compares a presented secret with the expected one in time independent of where
 /// they differ: both are digested first (fixed length), then every byte is compared.

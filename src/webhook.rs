@@ -104,6 +104,8 @@ pub enum DeliveryStatus {
     Failed,
 }
 
+crate::wire_enum!(DeliveryStatus { 0 => Pending, 1 => Delivered, 2 => Failed });
+
 impl DeliveryStatus {
     pub const ALL: [DeliveryStatus; 3] = [
         DeliveryStatus::Pending,

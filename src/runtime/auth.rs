@@ -41,11 +41,16 @@ pub fn presented(req: &web_sys::Request) -> Presented {
         return Presented::Missing;
     };
     let key = kv_key(token);
-    let cached = VERIFIED.with(|cache| cache.borrow().get(&key, now_ms()).map(str::to_owned));
-    match cached.and_then(|user| UserId::parse(&user).ok()) {
+    match cached(&key) {
         Some(user) => Presented::Known(user),
         None => Presented::Unverified(key),
     }
+}
+
+/// The user this isolate verified `key` for lately, if any.
+fn cached(key: &str) -> Option<UserId> {
+    let user = VERIFIED.with(|cache| cache.borrow().get(key, now_ms()).map(str::to_owned))?;
+    UserId::parse(&user).ok()
 }
 
 /// Notes that KV knows `key` as `user`'s token (this isolate trusts it for a while).
@@ -64,29 +69,21 @@ pub fn throttled_error() -> ApiError {
 /// accepted at another for up to about 60 s, and an isolate that verified it keeps
 /// trusting it for up to `CACHE_TTL_MS` more (see the README).
 pub async fn user_of(req: &web_sys::Request, env: &Env) -> Result<UserId, ApiError> {
-    let presented = header(req, "authorization");
     let limiter = js::binding(env, AUTH_LIMITER_BINDING);
-    let check = match bearer_token(presented.as_deref()) {
-        None => js::refuse_token(req, &limiter).await,
-        Some(token) => {
-            let key = kv_key(token);
-            let now = now_ms();
-            let cached = VERIFIED.with(|cache| cache.borrow().get(&key, now).map(str::to_owned));
-            match cached {
-                Some(user) => TokenCheck::User(user),
-                None => {
-                    // One call does the KV read and, for an unknown token, the
-                    // throttling count: one await on the path of every 401.
-                    let tokens = js::binding(env, TOKENS_BINDING);
-                    let check = js::check_token(req, &tokens, &limiter, &key)
-                        .await
-                        .map_err(|e| ApiError::internal(format!("KV get: {}", e.0)))?;
-                    if let TokenCheck::User(user) = &check {
-                        VERIFIED.with(|cache| cache.borrow_mut().put(key, user.clone(), now));
-                    }
-                    check
-                }
+    let check = match presented(req) {
+        Presented::Known(user) => return Ok(user),
+        Presented::Missing => js::refuse_token(req, &limiter).await,
+        Presented::Unverified(key) => {
+            // One call does the KV read and, for an unknown token, the throttling
+            // count: one await on the path of every 401.
+            let tokens = js::binding(env, TOKENS_BINDING);
+            let check = js::check_token(req, &tokens, &limiter, &key)
+                .await
+                .map_err(|e| ApiError::internal(format!("KV get: {}", e.0)))?;
+            if let TokenCheck::User(user) = &check {
+                remember(key, user);
             }
+            check
         }
     };
     match check {
@@ -104,16 +101,11 @@ fn throttled() -> ApiError {
 /// The user a token's KV key (`token:<digest>`) belongs to, from this isolate's cache
 /// or from KV.
 pub async fn user_of_key(env: &Env, key: &str) -> Result<UserId, ApiError> {
-    let now = now_ms();
-    let cached = VERIFIED.with(|cache| cache.borrow().get(key, now).map(str::to_owned));
-    let user = match cached {
-        Some(user) => user,
-        None => {
-            let user = lookup(env, key).await?.ok_or(ApiError::Unauthorized)?;
-            VERIFIED.with(|cache| cache.borrow_mut().put(key.to_owned(), user.clone(), now));
-            user
-        }
-    };
+    if let Some(user) = cached(key) {
+        return Ok(user);
+    }
+    let user = lookup(env, key).await?.ok_or(ApiError::Unauthorized)?;
+    remember(key.to_owned(), &user);
     UserId::parse(&user).map_err(|_| ApiError::internal("token record names an invalid user"))
 }
 

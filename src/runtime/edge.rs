@@ -17,7 +17,7 @@ use crate::domain::{query_param, UserId};
 use crate::errors::{ApiError, ErrorStyle};
 use crate::jobs::{parse_completion, parse_progress, parse_registration, CompletionError};
 use crate::json::Fields;
-use crate::protocol::{directory_object_name, Answer, DirectoryCall, DirectoryOp};
+use crate::protocol::{Answer, DirectoryCall, DirectoryOp};
 use crate::providers::Provider;
 use crate::routes::{match_route, OperatorOp, PublicOp, Route};
 use crate::time::parse_iso8601;
@@ -27,8 +27,7 @@ use super::auth::Presented;
 use super::http::{self, Audience, MAX_BODY_BYTES};
 use super::js::{self, BodyError, Namespace};
 use super::{
-    auth, now_ms, random_bytes, AUTH_LIMITER_BINDING, DIRECTORY_BINDING, LIVE_BINDING,
-    TOKENS_BINDING,
+    auth, directory, now_ms, random_bytes, AUTH_LIMITER_BINDING, LIVE_BINDING, TOKENS_BINDING,
 };
 
 /// The OpenAPI document (`openapi.yaml`, turned into JSON by build.rs).
@@ -63,7 +62,7 @@ pub fn route(req: &web_sys::Request) -> Handling {
         }
     };
     match route {
-        Route::Page => Handling::Now(http::html(&crate::page::with_providers(PAGE_HTML))),
+        Route::Page => Handling::Now(PAGE.with(|page| http::html(page))),
         Route::OpenApi => Handling::Now(http::json(200, OPENAPI_JSON, Audience::Public)),
         Route::Preflight => Handling::Now(http::preflight()),
         route => Handling::Later(route, url),
@@ -128,6 +127,8 @@ pub fn read_public(
 }
 
 thread_local! {
+    /// The page with the registry's providers written in, made once per isolate.
+    static PAGE: String = crate::page::with_providers(PAGE_HTML);
     /// Where `authenticate` hands a request back once KV knows its token: one closure
     /// for the isolate's life, never one per request.
     static RESUME: Closure<dyn Fn(web_sys::Request, JsValue, String, String) -> JsValue> =
@@ -193,6 +194,8 @@ async fn read_as(
     }
 }
 
+/// The public routes other than the reads: the live view's upgrade and a cancel.
+/// (Lists and `available` are GETs, which `fetch` always hands to [`read_public`].)
 async fn public(
     req: &web_sys::Request,
     env: &Env,
@@ -200,12 +203,13 @@ async fn public(
     op: PublicOp,
 ) -> web_sys::Response {
     let style = provider.error_style();
-    let now = now_ms();
     let op = match op {
         PublicOp::Live => return live(req, env, style).await,
-        PublicOp::List => DirectoryOp::List { now_ms: now },
-        PublicOp::Available => DirectoryOp::Available { now_ms: now },
         PublicOp::Cancel(id) => DirectoryOp::Cancel { id },
+        PublicOp::List | PublicOp::Available => {
+            let e = ApiError::internal("a public read reached the handler for writes");
+            return http::error(&e, style, Audience::Public);
+        }
     };
     let user = match auth::user_of(req, env).await {
         Ok(user) => user,
@@ -249,19 +253,14 @@ async fn ask_directory(
         user: user.as_str().to_owned(),
         op,
     };
-    let text = crate::wire::encode(&call);
-    let name = directory_object_name(provider, user.as_str());
-    Namespace::from_env(env, DIRECTORY_BINDING)
-        .call_named(&name, "call", &text)
-        .await
-        .map_err(|e| {
-            worker::console_error!(
-                "directory {provider} of user {user}: {}",
-                e.0,
-                user = user.as_str()
-            );
-            unavailable()
-        })
+    directory::call(env, &call).await.map_err(|e| {
+        worker::console_error!(
+            "directory {provider} of user {user}: {}",
+            e.0,
+            user = user.as_str()
+        );
+        unavailable()
+    })
 }
 
 fn unavailable() -> ApiError {
@@ -390,9 +389,7 @@ async fn operator(
             )
             .map_err(ApiError::BadRequest)?;
             DirectoryOp::Webhooks {
-                status: query.status.as_str().to_owned(),
-                limit: query.limit,
-                cursor,
+                query,
                 path: path_of(url).to_owned(),
             }
         }

@@ -25,12 +25,11 @@ use crate::live::{
     available_message, read_hello, CLOSE_BAD_HELLO, CLOSE_BAD_TOKEN, CLOSE_HELLO_TIMEOUT,
     CLOSE_THROTTLED, HELLO_TIMEOUT_MS, RECHECK_INTERVAL_MS,
 };
-use crate::protocol::{directory_object_name, Answer, DirectoryCall, DirectoryOp};
+use crate::protocol::{Answer, DirectoryCall, DirectoryOp};
 use crate::providers::Provider;
 use crate::tokens::kv_key;
 
-use super::js::Namespace;
-use super::{auth, now_ms, DIRECTORY_BINDING};
+use super::{auth, directory, now_ms};
 
 #[durable_object]
 pub struct LiveSession {
@@ -241,13 +240,8 @@ impl LiveSession {
             user: user.to_owned(),
             op,
         };
-        let text = crate::wire::encode(&call);
-        let name = directory_object_name(provider, user);
-        let answer = Namespace::from_env(&self.env, DIRECTORY_BINDING)
-            .call_named_text(&name, "call", &text)
-            .await
-            .ok()?;
-        Answer::decode(&answer)
+        let answer = directory::call(&self.env, &call).await.ok()?;
+        Answer::decode(&String::from(answer))
     }
 
     async fn unsubscribe(&self, ws: &WebSocket) {

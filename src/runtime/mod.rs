@@ -100,10 +100,7 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
 }
 
 pub(crate) fn random_hex<const N: usize>() -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    random_bytes::<N>()
-        .iter()
-        .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]])
-        .map(char::from)
-        .collect()
+    let mut out = String::with_capacity(2 * N);
+    crate::tokens::push_hex(&mut out, &random_bytes::<N>());
+    out
 }

@@ -19,12 +19,12 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use wasm_bindgen::JsValue;
 
 use crate::alarm::plan_wake;
-use crate::protocol::{directory_object_name, DirectoryCall, DirectoryOp};
+use crate::protocol::{DirectoryCall, DirectoryOp};
 use crate::webhook::{after_attempt, Answer, DELIVERY_TIMEOUT_MS};
 
-use super::super::js::{self, Namespace};
+use super::super::js;
 use super::super::turnstile::Signal;
-use super::super::{now_ms, DIRECTORY_BINDING};
+use super::super::{directory, now_ms};
 use super::outbox::Due;
 use super::Account;
 
@@ -224,12 +224,7 @@ impl Account {
                 summary,
             },
         };
-        let text = crate::wire::encode(&call);
-        let name = directory_object_name(meta.provider, &meta.user);
-        if let Err(e) = Namespace::from_env(&self.env, DIRECTORY_BINDING)
-            .call_named(&name, "call", &text)
-            .await
-        {
+        if let Err(e) = directory::call(&self.env, &call).await {
             worker::console_warn!("account {}: directory not told: {}", meta.account, e.0);
         }
     }

@@ -68,7 +68,7 @@ pub struct Meta {
 
 impl Meta {
     pub fn is_paused(&self, now_ms: i64) -> bool {
-        self.paused && self.paused_until_ms.is_none_or(|until| until > now_ms)
+        crate::admission::pause_in_force(self.paused, self.paused_until_ms, now_ms)
     }
 }
 
@@ -183,9 +183,14 @@ impl Account {
         self.require_meta()
     }
 
-    /// Counts one more revision (jobs changed).
+    /// Counts one more revision (jobs changed). Runs on every admission, ending and
+    /// progress report, so it updates the cached meta instead of reading it back.
     fn bump(&self) -> Result<(), String> {
-        self.write_meta(&[]).map(|_| ())
+        let mut meta = self.require_meta()?;
+        meta.rev += 1;
+        self.set_meta("rev", &meta.rev.to_string())?;
+        *self.meta.borrow_mut() = Some(Some(meta));
+        Ok(())
     }
 
     /// The jobs, oldest first, read once.
@@ -365,14 +370,13 @@ impl Account {
                 jobs.iter().any(|j| j.id == c.job.id),
             )
         })?;
+        let no_room = meta.is_paused(now)
+            || tracked >= MAX_TRACKED_JOBS
+            || (c.job.counts && counted >= meta.max_jobs);
         let refusal = if duplicate {
             Some(AdmitOutcome::Duplicate as fn(Summary) -> AdmitOutcome)
-        } else if meta.is_paused(now) {
-            Some(AdmitOutcome::Paused as fn(Summary) -> AdmitOutcome)
-        } else if tracked >= MAX_TRACKED_JOBS {
-            Some(AdmitOutcome::TooMany as fn(Summary) -> AdmitOutcome)
-        } else if c.job.counts && counted >= meta.max_jobs {
-            Some(AdmitOutcome::Full as fn(Summary) -> AdmitOutcome)
+        } else if no_room {
+            Some(AdmitOutcome::NoRoom as fn(Summary) -> AdmitOutcome)
         } else {
             None
         };
@@ -380,9 +384,10 @@ impl Account {
             return Ok(refuse(self.summary(&meta)?));
         }
         let job = c.job;
-        sql::run(
+        let seq = sql::scalar(
             &self.sql(),
-            "INSERT INTO jobs2 (id, started_ms, activity_ms, counts, reply_url, reply_ref, details) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO jobs2 (id, started_ms, activity_ms, counts, reply_url, reply_ref, details) VALUES (?, ?, ?, ?, ?, ?, ?)
+             RETURNING seq",
             vec![
                 text(&job.id),
                 int(job.started_ms),
@@ -392,13 +397,8 @@ impl Account {
                 opt_text(job.reply_ref.as_deref()),
                 text(&job.details),
             ],
-        )?;
-        let seq = sql::scalar(
-            &self.sql(),
-            "SELECT seq FROM jobs2 WHERE id = ?",
-            vec![text(&job.id)],
         )?
-        .ok_or("job vanished after insert")?;
+        .ok_or("insert returned no seq")?;
         let mut held = Held {
             seq,
             id: job.id,

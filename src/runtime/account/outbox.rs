@@ -20,9 +20,9 @@ use super::super::sql::{self, int, text};
 use super::jobs::{Held, Meta};
 use super::Account;
 
-const PENDING: i64 = 0;
-const DELIVERED: i64 = 1;
-const FAILED: i64 = 2;
+// The `status` column holds `DeliveryStatus::as_i64`: 0 pending, 1 delivered, 2 failed
+// (written as literals in the statements below, where SQLite sees them as constants).
+const FINISHED: [DeliveryStatus; 2] = [DeliveryStatus::Delivered, DeliveryStatus::Failed];
 
 /// A delivery whose attempt is due.
 pub struct Due {
@@ -84,7 +84,7 @@ impl Account {
 
     /// A page of one status, after `after_seq`, within the row and byte limits.
     pub fn deliveries(&self, c: p::Deliveries) -> Result<DeliveryPage, String> {
-        let status = DeliveryStatus::parse(&c.status).ok_or("bad status")?;
+        let status = c.status;
         let account = self.outbox_account()?;
         let rows = sql::rows(
             &self.sql(),
@@ -132,10 +132,10 @@ impl Account {
             "SELECT status FROM outbox WHERE webhook_id = ?",
             vec![text(&c.webhook_id)],
         )?;
-        let outcome = match row.map(|r| r.int(0)) {
+        let outcome = match row.map(|r| DeliveryStatus::from_i64(r.int(0))) {
             None => RetryOutcome::NotFound,
-            Some(PENDING) => RetryOutcome::StillPending,
-            Some(DELIVERED) => RetryOutcome::Delivered,
+            Some(Some(DeliveryStatus::Pending)) => RetryOutcome::StillPending,
+            Some(Some(DeliveryStatus::Delivered)) => RetryOutcome::Delivered,
             Some(_) => {
                 self.requeue("webhook_id = ?", vec![text(&c.webhook_id)], c.now_ms)?;
                 RetryOutcome::Requeued
@@ -236,20 +236,23 @@ impl Account {
         let sql = self.sql();
         let before = prune_before(now, self.settings.retention_ms);
         let mut pruned = 0;
-        for status in [DELIVERED, FAILED] {
+        for status in FINISHED {
             pruned += sql::changed(
                 &sql,
                 "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox
                    WHERE status = ? AND finished_ms < ? ORDER BY finished_ms LIMIT ?)
                  RETURNING seq",
-                vec![int(status), int(before), int(PRUNE_BATCH)],
+                vec![int(status.as_i64()), int(before), int(PRUNE_BATCH)],
             )?;
         }
-        for (status, cap) in [(DELIVERED, MAX_DELIVERED_ROWS), (FAILED, MAX_FAILED_ROWS)] {
+        for (status, cap) in FINISHED
+            .into_iter()
+            .zip([MAX_DELIVERED_ROWS, MAX_FAILED_ROWS])
+        {
             let count = sql::scalar(
                 &sql,
                 "SELECT COUNT(*) FROM outbox WHERE status = ?",
-                vec![int(status)],
+                vec![int(status.as_i64())],
             )?
             .unwrap_or(0);
             if count > cap {
@@ -257,7 +260,7 @@ impl Account {
                     &sql,
                     "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox
                        WHERE status = ? ORDER BY seq LIMIT ?) RETURNING seq",
-                    vec![int(status), int((count - cap).min(PRUNE_BATCH))],
+                    vec![int(status.as_i64()), int((count - cap).min(PRUNE_BATCH))],
                 )?;
             }
         }
@@ -271,24 +274,21 @@ impl Account {
     /// instant a finished row passes retention. (Rows over a cap appear in an alarm
     /// run, from its failed attempts, and that run prunes them at its end.)
     pub fn outbox_due(&self) -> Result<[Option<i64>; 2], String> {
-        let sql = self.sql();
-        let next_attempt = sql::scalar(
-            &sql,
-            "SELECT MIN(next_at_ms) FROM outbox WHERE status = 0",
+        // One statement, three index lookups (`outbox_due`, `outbox_finished`): this
+        // runs after every change to the account.
+        let row = sql::first(
+            &self.sql(),
+            "SELECT (SELECT MIN(next_at_ms) FROM outbox WHERE status = 0),
+                    (SELECT MIN(finished_ms) FROM outbox WHERE status = 1),
+                    (SELECT MIN(finished_ms) FROM outbox WHERE status = 2)",
             vec![],
         )?;
-        let mut oldest: Option<i64> = None;
-        for status in [DELIVERED, FAILED] {
-            let finished = sql::scalar(
-                &sql,
-                "SELECT MIN(finished_ms) FROM outbox WHERE status = ?",
-                vec![int(status)],
-            )?;
-            oldest = match (oldest, finished) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-        }
+        let [next_attempt, delivered, failed] =
+            [0, 1, 2].map(|i| row.as_ref().and_then(|r| r.opt_int(i)));
+        let oldest = match (delivered, failed) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let prune_at = oldest.map(|f| f.saturating_add(self.settings.retention_ms));
         Ok([next_attempt, prune_at])
     }

@@ -36,10 +36,11 @@ impl Directory {
         Ok(())
     }
 
-    /// The configured account names, ascending.
-    pub(super) fn active_names(&self) -> Result<Vec<String>, ApiError> {
+    /// The configured account names, ascending. Shared, not copied: every list reads
+    /// them.
+    pub(super) fn active_names(&self) -> Result<Rc<[String]>, ApiError> {
         if let Some(names) = self.names.borrow().as_ref() {
-            return Ok(names.clone());
+            return Ok(Rc::clone(names));
         }
         let rows = sql::rows(
             &self.sql(),
@@ -47,8 +48,8 @@ impl Directory {
             vec![],
         )
         .map_err(ApiError::internal)?;
-        let names: Vec<String> = rows.iter().map(|r| r.text(0)).collect();
-        *self.names.borrow_mut() = Some(names.clone());
+        let names: Rc<[String]> = rows.iter().map(|r| r.text(0)).collect();
+        *self.names.borrow_mut() = Some(Rc::clone(&names));
         Ok(names)
     }
 
@@ -208,7 +209,10 @@ impl Directory {
         let rows = self
             .ask_each(scope, &names, &p::Row { now_ms: now })
             .await?;
-        Ok(Answer::new(200, json_array(rows.into_iter().flatten())))
+        Ok(Answer::new(
+            200,
+            crate::json::array(rows.into_iter().flatten()),
+        ))
     }
 
     pub(super) async fn pause(
@@ -257,17 +261,4 @@ impl Directory {
 
 pub(super) fn not_configured() -> ApiError {
     ApiError::NotFound("Account not configured".to_owned())
-}
-
-/// `[a,b,…]` of JSON texts.
-pub(super) fn json_array(items: impl IntoIterator<Item = String>) -> String {
-    let mut out = String::from("[");
-    for (i, item) in items.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&item);
-    }
-    out.push(']');
-    out
 }

@@ -348,9 +348,7 @@ impl Directory {
                     self.take_summary(&account, summary);
                     return Err(duplicate(&id));
                 }
-                AdmitOutcome::Full(summary)
-                | AdmitOutcome::Paused(summary)
-                | AdmitOutcome::TooMany(summary) => {
+                AdmitOutcome::NoRoom(summary) => {
                     self.take_summary(&account, summary);
                 }
                 AdmitOutcome::NotConfigured => self.view.borrow_mut().remove(&account),

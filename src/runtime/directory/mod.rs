@@ -31,13 +31,14 @@ use crate::config::Settings;
 use crate::errors::{ApiError, ErrorStyle};
 use crate::jobs::Registration;
 use crate::protocol::{
-    account_object_name, encode_call, AccountCall, Answer, DirectoryCall, DirectoryOp,
+    account_object_name, directory_object_name, encode_call, AccountCall, Answer, DirectoryCall,
+    DirectoryOp,
 };
 use crate::providers::Provider;
 
 use super::js::{CallFailed, Namespace};
 use super::turnstile::{Signal, Turnstile};
-use super::{ACCOUNTS_BINDING, LIVE_BINDING};
+use super::{ACCOUNTS_BINDING, DIRECTORY_BINDING, LIVE_BINDING};
 
 #[durable_object(fetch)]
 pub struct UserDirectory {
@@ -50,7 +51,7 @@ pub struct Directory {
     accounts_ns: Namespace,
     sessions_ns: Namespace,
     /// The configured account names, ascending (from SQLite, kept until they change).
-    names: RefCell<Option<Vec<String>>>,
+    names: RefCell<Option<Rc<[String]>>>,
     view: RefCell<View>,
     view_loaded: Cell<bool>,
     /// Registrations run one at a time behind this gate.
@@ -174,15 +175,7 @@ impl Directory {
                 progress,
                 now_ms,
             } => self.progress(scope, &id, progress, now_ms).await,
-            DirectoryOp::Webhooks {
-                status,
-                limit,
-                cursor,
-                path,
-            } => {
-                self.webhooks(scope, &status, limit, cursor.as_deref(), &path)
-                    .await
-            }
+            DirectoryOp::Webhooks { query, path } => self.webhooks(scope, query, &path).await,
             DirectoryOp::RetryWebhook { webhook_id } => {
                 self.retry_webhook(scope, &webhook_id).await
             }
@@ -250,6 +243,16 @@ impl Directory {
             })
             .collect()
     }
+}
+
+/// One call to the directory of `call`'s provider and user, from the worker, a live
+/// session or an account object; its answer (an encoded [`Answer`]) stays a
+/// JavaScript string.
+pub async fn call(env: &Env, call: &DirectoryCall) -> Result<js_sys::JsString, CallFailed> {
+    let name = directory_object_name(call.provider, &call.user);
+    Namespace::from_env(env, DIRECTORY_BINDING)
+        .call_named(&name, "call", &crate::wire::encode(call))
+        .await
 }
 
 fn decode<T: crate::wire::Wire>(text: &str) -> Result<T, ApiError> {

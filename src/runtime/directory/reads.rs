@@ -10,12 +10,12 @@ use wasm_bindgen::JsValue;
 
 use crate::errors::ApiError;
 use crate::jobs::Completion;
-use crate::lists::{available_body, list_body, AccountPart};
+use crate::json::array;
+use crate::lists::{available_body, list_body, push_oldest_first, AccountPart};
 use crate::outbox::{next_link, Cursor, PageQuery, MAX_PAGE_BYTES};
 use crate::protocol::{self as p, account_object_name, Answer, Ended, RetryOutcome, Snapshot};
 use crate::providers::PathId;
 
-use super::accounts::json_array;
 use super::{account_unavailable, Directory, Scope};
 use crate::runtime::js::CallFailed;
 
@@ -51,9 +51,9 @@ impl Directory {
             .map_err(|e| account_unavailable(scope, "(list)", e))?;
         let mut parts: Vec<AccountPart<'_>> = Vec::with_capacity(names.len());
         let mut drifted = false;
-        for ((name, text), account) in names.iter().zip(&texts).zip(&names) {
+        for (name, text) in names.iter().zip(&texts) {
             let text = text.as_deref().ok_or_else(|| {
-                account_unavailable(scope, account, CallFailed("snapshot failed".to_owned()))
+                account_unavailable(scope, name, CallFailed("snapshot failed".to_owned()))
             })?;
             // An empty snapshot: a half-finished removal, not listed.
             if let Some(snapshot) = Snapshot::parse(text) {
@@ -89,19 +89,13 @@ impl Directory {
         let lists = self
             .ask_each(scope, &names, &p::AdminJobs { now_ms: now })
             .await?;
-        let mut all: Vec<(i64, usize, i64, String)> = lists
-            .into_iter()
-            .enumerate()
-            .flat_map(|(i, jobs)| {
-                jobs.into_iter()
-                    .map(move |(started, seq, item)| (started, i, seq, item))
-            })
-            .collect();
-        all.sort_unstable_by_key(|(started, account, seq, _)| (*started, *account, *seq));
-        Ok(Answer::new(
-            200,
-            json_array(all.into_iter().map(|(.., item)| item)),
-        ))
+        let mut body = String::new();
+        let jobs = lists.iter().map(|jobs| {
+            jobs.iter()
+                .map(|(started, seq, item)| (*started, *seq, item.as_str()))
+        });
+        push_oldest_first(&mut body, jobs);
+        Ok(Answer::new(200, body))
     }
 
     /// The account an executing job is on, from the view.
@@ -226,13 +220,9 @@ impl Directory {
     pub(super) async fn webhooks(
         &self,
         scope: &Scope,
-        status: &str,
-        limit: usize,
-        cursor: Option<&str>,
+        query: PageQuery,
         path: &str,
     ) -> Result<Answer, ApiError> {
-        let query = PageQuery::parse(Some(status), Some(&limit.to_string()), cursor)
-            .map_err(ApiError::BadRequest)?;
         let names = self.all_names()?;
         let start = query.cursor.clone();
         let mut rows: Vec<String> = Vec::new();
@@ -250,7 +240,7 @@ impl Directory {
             };
             let full = rows.len() >= query.limit || bytes >= MAX_PAGE_BYTES;
             let call = p::Deliveries {
-                status: query.status.as_str().to_owned(),
+                status: query.status,
                 after_seq,
                 // A full page only asks whether more rows follow.
                 limit: if full { 1 } else { query.limit - rows.len() },
@@ -338,6 +328,6 @@ fn page_answer(path: &str, query: &PageQuery, rows: Vec<String>, next: Option<Cu
     Answer {
         status: 200,
         link: next.map(|cursor| next_link(path, query, &cursor)),
-        body: json_array(rows),
+        body: array(rows),
     }
 }

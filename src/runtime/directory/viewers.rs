@@ -28,6 +28,14 @@ pub struct Viewers {
 }
 
 impl Directory {
+    /// Whether anyone is watching: what every change asks, so it copies nothing.
+    fn has_viewers(&self) -> bool {
+        if let Some(sessions) = &self.viewers.borrow().sessions {
+            return !sessions.is_empty();
+        }
+        !self.sessions().is_empty()
+    }
+
     fn sessions(&self) -> Vec<(String, String)> {
         if let Some(sessions) = &self.viewers.borrow().sessions {
             return sessions.clone();
@@ -100,7 +108,7 @@ impl Directory {
     }
 
     fn schedule_push(self: &Rc<Self>, scope: &Scope) {
-        if self.sessions().is_empty() {
+        if !self.has_viewers() {
             return;
         }
         let at = {
