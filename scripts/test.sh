@@ -106,6 +106,19 @@ summary() {
     printf 'test.sh: FAILED (see the steps above)\n'
   fi
   printf 'tests: %s passed, %s failed\n' "$total_pass" "$total_fail"
+  failure_details
+}
+
+# The failing tests' own messages, printed last so that a log cut to its tail (a CI
+# excerpt) still says what failed and why: node's "✖ failing tests:" section of each
+# suite's log, at most 60 lines of at most 600 characters each.
+failure_details() {
+  local log
+  for log in "$logs/e2e.log" "$logs/browser.log"; do
+    [[ -f "$log" ]] && grep -aq '^✖ failing tests:' "$log" || continue
+    printf '\n===== failing tests (%s)\n' "$(basename "$log" .log)"
+    sed -n '/^✖ failing tests:/,$p' "$log" | sed -n '2,61p' | cut -c1-600
+  done
 }
 
 if ! step setup bash scripts/setup.sh; then

@@ -35,9 +35,37 @@ pub fn plan_wake(due: &[Option<i64>], now_ms: i64) -> Option<i64> {
     Some(wake_for(earliest, now_ms))
 }
 
+/// The alarm time to set for a wake planned at `at`, given when the object's last
+/// alarm run began (`fired_ms`, its `Date.now()`, never before the time it was set
+/// for). An alarm set during the handler to the very time that handler runs for is
+/// taken by the runtime for "not set again" and deleted when the handler returns
+/// (workerd does so), while the object would believe it set: no later work of the
+/// account would run until the object is evicted. So a wake planned at or before that
+/// start moves to just after it. Outside a handler this costs at most 1 ms: an alarm
+/// set in the past fires at once anyway.
+pub fn after_last_run(at: i64, fired_ms: Option<i64>) -> i64 {
+    match fired_ms {
+        Some(fired) if at <= fired => fired + 1,
+        _ => at,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wake_planned_for_the_instant_the_alarm_runs_for_moves_just_after_it() {
+        // The alarm fired on the grid, at 404_000 exactly, and expired a job there: its
+        // webhook is due at once, so the plan is the same instant. Setting that would
+        // be undone by the runtime when the handler returns.
+        let fired = Some(404_000);
+        assert_eq!(after_last_run(wake_for(404_000, 404_000), fired), 404_001);
+        assert_eq!(after_last_run(403_000, fired), 404_001);
+        // Later wakes, and any wake of an object whose alarm never ran, are untouched.
+        assert_eq!(after_last_run(406_000, fired), 406_000);
+        assert_eq!(after_last_run(404_000, None), 404_000);
+    }
 
     /// How many times an object wakes for a set of due times, when each wake handles
     /// everything due by then (what the alarm handler does).

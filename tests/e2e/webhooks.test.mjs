@@ -535,6 +535,37 @@ describe('webhooks', () => {
     assert.deepEqual(accounts.json, [{ account: KLING, maxJobs: 1, executing: 0, paused: false }]);
   });
 
+  // An alarm that fires on the very millisecond it was set for, expires a job and plans
+  // its next wake for that same instant (the new delivery is due "now") has set the
+  // alarm to the time being handled, which workerd takes for "not set again" and deletes
+  // when the handler returns. The object used to believe the alarm was still set, so no
+  // later job of that account expired by itself or sent its webhook (found by the e2e
+  // load test). Many accounts, each with jobs expiring in three successive 2 s quanta,
+  // make it likely that some first alarm fires on the exact millisecond; every webhook
+  // must still come, with nothing reading the accounts.
+  test('jobs expiring one after another on one account each get their webhook from the alarm alone', async () => {
+    const accounts = Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`a${i}@x.com`, 3]));
+    const { user } = await setupUser(unsigned.url, { kling: accounts });
+    const rcv = await receiver();
+    const names = Object.keys(accounts);
+    const sent = [];
+    await Promise.all(
+      names.map(async (account, a) => {
+        for (const [k, leftMs] of [1000, 3000, 5000].entries()) {
+          const id = 6600 + a * 10 + k;
+          // JOB_TIMEOUT_SECONDS is 3: started 3 s minus leftMs ago, it expires leftMs from now.
+          const started = isoAgo((3000 - leftMs) / 1000);
+          await mustRegister(unsigned.url, user, 'kling', { id, email: account, started, replyUrl: `${rcv.url}/chain/${id}` });
+          sent.push(id);
+        }
+      }),
+    );
+    await rcv.waitFor(sent.length, 30_000).catch(() => {});
+    const got = new Set(rcv.requests.map((r) => Number(r.url.split('/').pop())));
+    const missing = sent.filter((id) => !got.has(id)).sort();
+    assert.deepEqual(missing, [], `no expiry webhook for ${missing.length} of ${sent.length} jobs`);
+  });
+
   // -------------------------------------------------------------------------------------
   // 7. No webhook when there should be none; unsigned delivery
 

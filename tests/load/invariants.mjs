@@ -319,9 +319,12 @@ export async function awaitDrain(run) {
     pendingRows = [];
     for (const u of ledger.users) {
       for (const p of PROVIDER_NAMES) {
-        const r = await target.admin('GET', `/admin/v1/users/${u.user}/${p}/webhooks`, undefined, { label: 'list_webhooks', phase: 'final', bypassGate: true });
-        if (r.status === 200) pendingRows.push(...r.json);
-        else violation('read', `GET webhooks of ${u.user}/${p} -> ${r.status} ${r.text}`);
+        // Pending rows must drain; a failed one (every attempt refused) never will.
+        for (const status of ['pending', 'failed']) {
+          const r = await target.admin('GET', `/admin/v1/users/${u.user}/${p}/webhooks?status=${status}`, undefined, { label: 'list_webhooks', phase: 'final', bypassGate: true });
+          if (r.status === 200) pendingRows.push(...r.json);
+          else violation('read', `GET ${status} webhooks of ${u.user}/${p} -> ${r.status} ${r.text}`);
+        }
       }
     }
     if (!missing.length && !pendingRows.length && Date.now() > lastDeadline + 1500) {
@@ -337,7 +340,7 @@ export async function awaitDrain(run) {
       'not drained',
       `after ${o.drainTimeoutMs} ms: ${pendingRows.length} undelivered rows (${pendingRows
         .slice(0, 3)
-        .map((r) => `${r.webhookId} ${r.status} attempts ${r.attempts} ${r.lastError}`)
+        .map((r) => `${r.webhookId} ${r.status} attempts ${r.attempts} to ${r.replyUrl}, next ${r.nextAttempt}, last error ${r.lastError}`)
         .join('; ')})`,
     );
   }

@@ -18,7 +18,7 @@ use futures_util::future::{select, Either};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use wasm_bindgen::JsValue;
 
-use crate::alarm::plan_wake;
+use crate::alarm::{after_last_run, plan_wake};
 use crate::protocol::{DirectoryCall, DirectoryOp};
 use crate::webhook::{after_attempt, Answer, DELIVERY_TIMEOUT_MS};
 
@@ -38,6 +38,7 @@ const ATTEMPTS_PER_RUN: usize = 40;
 impl Account {
     pub async fn run_alarm(self: Rc<Self>) {
         self.alarm_at.set(None);
+        self.alarm_fired_ms.set(Some(now_ms()));
         self.run_again.set(false);
         if let Err(e) = self.alarm_steps().await {
             worker::console_error!("account alarm: {e}");
@@ -189,7 +190,8 @@ impl Account {
             Some(now)
         } else {
             plan_wake(&due, now)
-        };
+        }
+        .map(|at| after_last_run(at, self.alarm_fired_ms.get()));
         match planned {
             Some(at) if self.alarm_at.get().is_none_or(|set| at < set) => {
                 let when = js_sys::Date::new(&JsValue::from_f64(at as f64));

@@ -47,6 +47,9 @@ pub struct Account {
     jobs: RefCell<Option<Vec<jobs::Held>>>,
     /// The alarm time this instance last set; `None` when unknown or none.
     alarm_at: Cell<Option<i64>>,
+    /// When this instance's last alarm run began (`crate::alarm::after_last_run`):
+    /// kept after the run, since the runtime looks at the alarm after the handler ends.
+    alarm_fired_ms: Cell<Option<i64>>,
     /// The last alarm run stopped at one of its limits (attempts per run, prune batch)
     /// with work left: the next alarm is set at once, off the 2 s grid, so a backlog
     /// drains at the pace of the runs rather than one run per grid slot.
@@ -65,6 +68,7 @@ impl DurableObject for AccountObject {
             meta: RefCell::new(None),
             jobs: RefCell::new(None),
             alarm_at: Cell::new(None),
+            alarm_fired_ms: Cell::new(None),
             run_again: Cell::new(false),
             pump: RefCell::new(None),
         };
