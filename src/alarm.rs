@@ -35,14 +35,14 @@ pub fn plan_wake(due: &[Option<i64>], now_ms: i64) -> Option<i64> {
     Some(wake_for(earliest, now_ms))
 }
 
-/// The alarm time to set for a wake planned at `at`, given when the object's last
-/// alarm run began (`fired_ms`, its `Date.now()`, never before the time it was set
-/// for). An alarm set during the handler to the very time that handler runs for is
-/// taken by the runtime for "not set again" and deleted when the handler returns
-/// (workerd does so), while the object would believe it set: no later work of the
-/// account would run until the object is evicted. So a wake planned at or before that
-/// start moves to just after it. Outside a handler this costs at most 1 ms: an alarm
-/// set in the past fires at once anyway.
+/// The alarm time to set for a wake planned at `at`, given the time the object's last
+/// alarm run was for (`fired_ms`: the alarm the object set, or the run's start when it
+/// does not know, which is never before it). An alarm set during the handler to the
+/// very time that handler runs for is taken by the runtime for "not set again" and
+/// deleted when the handler returns (workerd does so), while the object would believe
+/// it set: no later work of the account would run until the object is evicted. So a
+/// wake planned at or before that time moves to just after it. Outside a handler this
+/// costs at most 1 ms: an alarm set in the past fires at once anyway.
 pub fn after_last_run(at: i64, fired_ms: Option<i64>) -> i64 {
     match fired_ms {
         Some(fired) if at <= fired => fired + 1,

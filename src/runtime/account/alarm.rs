@@ -37,8 +37,12 @@ const ATTEMPTS_PER_RUN: usize = 40;
 
 impl Account {
     pub async fn run_alarm(self: Rc<Self>) {
+        // The time this run is for: the alarm this instance set, else (after a restart)
+        // its start, which is never before the time the alarm was set for.
+        let now = now_ms();
+        let fired = self.alarm_at.get().map_or(now, |set| set.max(now));
         self.alarm_at.set(None);
-        self.alarm_fired_ms.set(Some(now_ms()));
+        self.alarm_fired_ms.set(Some(fired));
         self.run_again.set(false);
         if let Err(e) = self.alarm_steps().await {
             worker::console_error!("account alarm: {e}");

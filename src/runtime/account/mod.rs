@@ -47,7 +47,7 @@ pub struct Account {
     jobs: RefCell<Option<Vec<jobs::Held>>>,
     /// The alarm time this instance last set; `None` when unknown or none.
     alarm_at: Cell<Option<i64>>,
-    /// When this instance's last alarm run began (`crate::alarm::after_last_run`):
+    /// The time this instance's last alarm run was for (`crate::alarm::after_last_run`):
     /// kept after the run, since the runtime looks at the alarm after the handler ends.
     alarm_fired_ms: Cell<Option<i64>>,
     /// The last alarm run stopped at one of its limits (attempts per run, prune batch)
