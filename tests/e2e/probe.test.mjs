@@ -21,7 +21,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import { assertCodeError, assertPlainError } from '../support/assertions.mjs';
-import { admin, parseJson, pub, req } from '../support/client.mjs';
+import { admin, parseHttpResponse, pub, req } from '../support/client.mjs';
 import {
   accountPath,
   clientAddresses,
@@ -66,42 +66,8 @@ const PATHS = {
 
 // ---------------------------------------------------------------------------------------
 // Raw HTTP: methods fetch will not send (TRACE, lowercase tokens), paths it would
-// normalise, and bodies that never end. Nothing is asserted here; the tests do.
-
-/** Splits one HTTP/1.1 response out of `buf`; undefined while incomplete. */
-function parseResponse(buf, { head = false, ended = false } = {}) {
-  const sep = buf.indexOf('\r\n\r\n');
-  if (sep < 0) return undefined;
-  const lines = buf.subarray(0, sep).toString('latin1').split('\r\n');
-  const status = Number(lines[0].split(' ')[1]);
-  const headers = new Headers();
-  for (const line of lines.slice(1)) {
-    const i = line.indexOf(':');
-    headers.append(line.slice(0, i).trim(), line.slice(i + 1).trim());
-  }
-  let body = buf.subarray(sep + 4);
-  const done = (b) => {
-    const text = b.toString('utf8');
-    return { status, headers, text, json: parseJson(text) };
-  };
-  if (head || status === 204 || status === 304) return done(Buffer.alloc(0));
-  const len = headers.get('content-length');
-  if (len !== null) return body.length >= Number(len) ? done(body.subarray(0, Number(len))) : undefined;
-  if ((headers.get('transfer-encoding') || '').toLowerCase().includes('chunked')) {
-    const out = [];
-    let pos = 0;
-    for (;;) {
-      const eol = body.indexOf('\r\n', pos);
-      if (eol < 0) return undefined;
-      const size = parseInt(body.subarray(pos, eol).toString('latin1'), 16);
-      if (!size) return done(Buffer.concat(out));
-      if (body.length < eol + 2 + size + 2) return undefined;
-      out.push(body.subarray(eol + 2, eol + 2 + size));
-      pos = eol + 2 + size + 2;
-    }
-  }
-  return ended ? done(body) : undefined;
-}
+// normalise, and bodies that never end (answers split by client.mjs parseHttpResponse).
+// Nothing is asserted here; the tests do.
 
 /**
  * Sends one raw request (`method` and `path` exactly as given) and resolves with the
@@ -137,7 +103,7 @@ function rawHttp(url, method, path, { headers = {}, body = '', stallBody = false
       sock.write(Buffer.concat([Buffer.from(head, 'latin1'), b]));
     });
     const tryParse = (ended) => {
-      const r = parseResponse(Buffer.concat(chunks), { head: method === 'HEAD', ended });
+      const r = parseHttpResponse(Buffer.concat(chunks), { head: method === 'HEAD', ended });
       if (r) finish(r);
       else if (ended) finish({ status: 0, closed: true, text: Buffer.concat(chunks).toString('latin1') });
     };
@@ -468,7 +434,7 @@ function sendZeros(url, method, path, token, mib) {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      const r = parseResponse(Buffer.concat(chunks), { ended: true });
+      const r = parseHttpResponse(Buffer.concat(chunks), { ended: true });
       sock.destroy();
       resolve({ ...(r ?? { status: 0, text: '' }), ...extra, ms: Date.now() - t0, sentMiB: sent });
     };
@@ -490,7 +456,7 @@ function sendZeros(url, method, path, token, mib) {
     sock.on('data', (c) => {
       answering = true;
       chunks.push(c);
-      if (parseResponse(Buffer.concat(chunks))) finish();
+      if (parseHttpResponse(Buffer.concat(chunks))) finish();
     });
     sock.on('end', () => finish());
     sock.on('error', (e) => finish({ error: e.message }));

@@ -126,7 +126,10 @@ export function rawRequest(url, rawHead, rawBody = Buffer.alloc(0)) {
     sock.on('error', reject);
     sock.on('end', () => {
       try {
-        resolve(parseRawResponse(Buffer.concat(chunks)));
+        const r = parseHttpResponse(Buffer.concat(chunks), { ended: true });
+        if (!r) throw new Error('raw request: the connection closed before a whole response');
+        assert.ok(r.status < 500, `raw request -> ${r.status} (never 5xx): ${r.text.slice(0, 500)}`);
+        resolve(r);
       } catch (e) {
         reject(e);
       }
@@ -134,30 +137,41 @@ export function rawRequest(url, rawHead, rawBody = Buffer.alloc(0)) {
   });
 }
 
-function parseRawResponse(buf) {
+/**
+ * Splits one HTTP/1.1 response out of `buf`: { status, headers, text, json }, or
+ * undefined while it is incomplete. head: the answer to a HEAD (no body); ended: the
+ * peer closed, so a body without length or chunking ends here.
+ */
+export function parseHttpResponse(buf, { head = false, ended = false } = {}) {
   const sep = buf.indexOf('\r\n\r\n');
-  const head = buf.subarray(0, sep).toString('latin1').split('\r\n');
-  const status = Number(head[0].split(' ')[1]);
+  if (sep < 0) return undefined;
+  const lines = buf.subarray(0, sep).toString('latin1').split('\r\n');
+  const status = Number(lines[0].split(' ')[1]);
   const headers = new Headers();
-  for (const line of head.slice(1)) {
+  for (const line of lines.slice(1)) {
     const i = line.indexOf(':');
     headers.append(line.slice(0, i).trim(), line.slice(i + 1).trim());
   }
   let body = buf.subarray(sep + 4);
+  const done = (b) => {
+    const text = b.toString('utf8');
+    return { status, headers, text, json: parseJson(text) };
+  };
+  if (head || status === 204 || status === 304) return done(Buffer.alloc(0));
+  const len = headers.get('content-length');
+  if (len !== null) return body.length >= Number(len) ? done(body.subarray(0, Number(len))) : undefined;
   if ((headers.get('transfer-encoding') || '').toLowerCase().includes('chunked')) {
     const out = [];
     let pos = 0;
     for (;;) {
       const eol = body.indexOf('\r\n', pos);
+      if (eol < 0) return undefined;
       const size = parseInt(body.subarray(pos, eol).toString('latin1'), 16);
-      if (!size) break;
+      if (!size) return done(Buffer.concat(out));
+      if (body.length < eol + 2 + size + 2) return undefined;
       out.push(body.subarray(eol + 2, eol + 2 + size));
       pos = eol + 2 + size + 2;
     }
-    body = Buffer.concat(out);
   }
-  const text = body.toString('utf8');
-  const json = parseJson(text);
-  assert.ok(status < 500, `raw request -> ${status} (never 5xx): ${text.slice(0, 500)}`);
-  return { status, headers, text, json };
+  return ended ? done(body) : undefined;
 }
